@@ -224,7 +224,7 @@ test_log_ids(void **state)
 	assert_string_not_equal(a, b);
 	assert_string_equal(log_quote(q, sizeof(q), "a b", 100), "\"a b\"");
 	assert_string_equal(log_quote(q, sizeof(q), "x\r\ny", 100), "x??y");
-	assert_string_equal(log_quote(q, 8, "abcdefghij", 100), "abcd");
+	assert_string_equal(log_quote(q, 8, "abcdefghij", 100), "abcde");
 }
 
 int
