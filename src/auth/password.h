@@ -19,6 +19,12 @@
 #define SCRAM_ITERATIONS 4096
 #define SCRAM_SALT_SIZE 16
 
+/* Initialises libsodium and makes the hash password_verify_dummy() checks
+ * against (one Argon2id hash: call it at start-up, off the I/O threads, so
+ * the first unknown user costs no more than any other). Thread-safe; the other
+ * functions call what they need themselves. */
+void password_init(void);
+
 /* Fills cred with a new Argon2id hash and SCRAM-SHA-256 keys of plain.
  * Returns 0, or -1 with *error_r. */
 int password_make_credentials(const char *plain, struct directory_credentials *cred,
