@@ -1,6 +1,7 @@
 #!/bin/sh
-# Install every build and test dependency of Petrel (Debian 12, as root).
-# Idempotent: when everything is present it only runs dpkg-query and exits.
+# Installs every build and test dependency of Petrel (Debian 12, as root) and
+# the unprivileged `petrel` user the daemon runs as. Idempotent: when all is
+# present it only asks dpkg and exits within a second.
 set -eu
 
 PACKAGES="
@@ -18,24 +19,25 @@ for p in $PACKAGES; do
 	fi
 done
 
-if [ -z "$missing" ]; then
-	exit 0
+if [ -n "$missing" ]; then
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "setup: missing packages:$missing (run as root to install them)" >&2
+		exit 1
+	fi
+	echo "setup: installing$missing" >&2
+	export DEBIAN_FRONTEND=noninteractive
+	# Try the package lists we have first; refresh them only if that fails.
+	if ! apt-get install -y -q --no-install-recommends $missing; then
+		apt-get update -q
+		apt-get install -y -q --no-install-recommends $missing
+	fi
 fi
 
-if [ "$(id -u)" -ne 0 ]; then
-	echo "setup: missing packages:$missing (run as root to install them)" >&2
-	exit 1
-fi
-
-echo "setup: installing$missing" >&2
-export DEBIAN_FRONTEND=noninteractive
-if ! apt-get install -y -q --no-install-recommends $missing; then
-	apt-get update -q
-	apt-get install -y -q --no-install-recommends $missing
-fi
-
-# The unprivileged user the daemon drops to (real installs and tests run as root).
 if ! getent passwd petrel >/dev/null; then
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "setup: user 'petrel' is missing (run as root to create it)" >&2
+		exit 1
+	fi
 	useradd --system --home-dir /nonexistent --no-create-home \
 	    --shell /usr/sbin/nologin petrel
 fi

@@ -1,0 +1,187 @@
+/*
+ * petrel serve [--daemon]: the daemon.
+ *
+ * Order matters: bind the ports and read the keys as root, drop to the
+ * configured user, then open the databases (so every file the daemon creates
+ * belongs to that user) and start the I/O threads. The main thread then only
+ * waits for signals: SIGHUP reloads, SIGTERM / SIGINT stop.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "auth/auth.h"
+#include "cli/cli.h"
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "directory/directory.h"
+#include "net/server.h"
+#include "proto/proto.h"
+
+static void
+auth_settings_from(const struct config *cfg, struct auth_settings *s)
+{
+	s->penalty_initial_ms = cfg->auth_penalty_initial_ms;
+	s->penalty_max_ms = cfg->auth_penalty_max_ms;
+	s->penalty_reset_ms = cfg->auth_penalty_reset_ms;
+	s->cache_ttl_ms = cfg->auth_cache_ttl_ms;
+}
+
+/* auto: stderr when it leads somewhere (terminal, pipe, file), else syslog. */
+static enum log_target
+log_target_for(const struct config *cfg)
+{
+	struct stat st, null;
+
+	if (cfg->log == CONFIG_LOG_STDERR)
+		return LOG_TARGET_STDERR;
+	if (cfg->log == CONFIG_LOG_SYSLOG)
+		return LOG_TARGET_SYSLOG;
+	if (fstat(STDERR_FILENO, &st) < 0)
+		return LOG_TARGET_SYSLOG;
+	if (S_ISCHR(st.st_mode) && stat("/dev/null", &null) == 0 && st.st_rdev == null.st_rdev)
+		return LOG_TARGET_SYSLOG;
+	return LOG_TARGET_STDERR;
+}
+
+static int
+daemonize(void)
+{
+	pid_t pid = fork();
+	int fd;
+
+	if (pid < 0)
+		return -1;
+	if (pid > 0)
+		_exit(0);
+	if (setsid() < 0)
+		return -1;
+	if ((fd = open("/dev/null", O_RDWR)) < 0)
+		return -1;
+	dup2(fd, STDIN_FILENO);
+	dup2(fd, STDOUT_FILENO);
+	dup2(fd, STDERR_FILENO);
+	if (fd > STDERR_FILENO)
+		close(fd);
+	return 0;
+}
+
+static void
+reload(struct net_server *srv, struct auth *auth)
+{
+	struct config cfg;
+	struct auth_settings as;
+	char *error = NULL;
+
+	if (config_load(net_server_config(srv)->path, &cfg, &error) < 0) {
+		log_error(NULL, "event=reload-failed reason=\"%s\"", error);
+		free(error);
+		return;
+	}
+	log_set_level(cfg.log_level);
+	auth_settings_from(&cfg, &as);
+	if (net_server_reload(srv, &cfg, &error) < 0) {
+		log_error(NULL, "event=reload-failed reason=\"%s\"", error);
+		free(error);
+		return;
+	}
+	auth_set_settings(auth, &as);
+	log_info(NULL, "event=reloaded config=%s", net_server_config(srv)->path);
+}
+
+int
+cmd_serve(struct cli *cli, int argc, char **argv)
+{
+	const struct net_proto *protos[SERVICE_COUNT];
+	struct proto_context ctx = { NULL, NULL };
+	struct auth_settings as;
+	struct net_server *srv;
+	const struct config *cfg;
+	sigset_t sigs;
+	char *error = NULL, *db;
+	int i, sig, detach = 0, running_as_root;
+
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--daemon") == 0)
+			detach = 1;
+		else
+			return 2;
+	}
+	if (cli_load_config(cli) < 0)
+		return 1;
+	if (detach && daemonize() < 0) {
+		cli_error("cannot detach: %s", strerror(errno));
+		return 1;
+	}
+	log_open(log_target_for(&cli->cfg), cli->cfg.log_level);
+
+	/* Signals are taken by sigwait() in this thread only; every thread
+	 * started from here inherits the mask. */
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+	for (i = 0; i < SERVICE_COUNT; i++)
+		protos[i] = proto_for_service((enum config_service)i);
+	auth_settings_from(&cli->cfg, &as);
+	running_as_root = geteuid() == 0;
+	srv = net_server_new(&cli->cfg, protos, &ctx, &error);
+	cli->loaded = 0;  /* the server owns the configuration now */
+	if (srv == NULL) {
+		log_error(NULL, "event=start-failed reason=\"%s\"", error);
+		fprintf(stderr, "petrel: %s\n", error);
+		free(error);
+		return 1;
+	}
+	cfg = net_server_config(srv);
+	if (cli_drop_privileges(cfg, &error) < 0) {
+		log_error(NULL, "event=start-failed reason=\"%s\"", error);
+		fprintf(stderr, "petrel: %s\n", error);
+		free(error);
+		net_server_free(&srv);
+		return 1;
+	}
+	if (running_as_root && cfg->allow_root)
+		log_warn(NULL, "event=warning reason=\"running as root (allow_root = yes)\"");
+	db = cli_directory_path(cfg);
+	if (directory_open(db, 0, &ctx.dir, &error) < 0) {
+		log_error(NULL, "event=start-failed reason=\"%s\"", error);
+		fprintf(stderr, "petrel: %s\n", error);
+		free(error);
+		free(db);
+		net_server_free(&srv);
+		return 1;
+	}
+	free(db);
+	ctx.auth = auth_new(ctx.dir, &as);
+	net_server_start(srv);
+	log_info(NULL, "event=ready version=%s hostname=%s listeners=%d io_threads=%d "
+	    "user=%s pid=%d", PETREL_VERSION, cfg->hostname, cfg->nlisten, cfg->io_threads,
+	    geteuid() == 0 ? "root" : cfg->user, (int)getpid());
+
+	for (;;) {
+		if (sigwait(&sigs, &sig) != 0)
+			continue;
+		if (sig == SIGHUP) {
+			reload(srv, ctx.auth);
+			continue;
+		}
+		break;
+	}
+	log_info(NULL, "event=stopping signal=%s connections=%d", sig == SIGINT ? "INT" : "TERM",
+	    net_server_connections(srv));
+	net_server_shutdown(srv, net_server_config(srv)->shutdown_grace_ms);
+	net_server_free(&srv);
+	auth_free(&ctx.auth);
+	directory_close(&ctx.dir);
+	log_info(NULL, "event=stopped");
+	return 0;
+}

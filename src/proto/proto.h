@@ -1,0 +1,26 @@
+/*
+ * What protocol sessions share: the services they call, and the protocol
+ * tables the server plugs into its listeners.
+ */
+#ifndef PETREL_PROTO_PROTO_H
+#define PETREL_PROTO_PROTO_H
+
+#include "net/conn.h"
+
+struct auth;
+struct directory;
+
+/* Given to the network layer as the app pointer (net_conn_app). */
+struct proto_context {
+	struct auth *auth;
+	struct directory *dir;
+};
+
+extern const struct net_proto proto_smtp;
+extern const struct net_proto proto_imap;
+extern const struct net_proto proto_pop3;
+
+/* The protocol served on each kind of listener. */
+const struct net_proto *proto_for_service(enum config_service service);
+
+#endif
