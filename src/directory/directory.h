@@ -62,6 +62,18 @@ struct directory_domain {
 	char *name;
 	char *catchall;         /* target address, NULL when none */
 	int64_t created;
+	size_t naccounts;       /* filled in by directory_domain_list() */
+	size_t naliases;        /* alias rows (address -> target pairs) */
+};
+
+/* One account as read from another server's user list (an import). */
+struct directory_import {
+	const char *address;
+	const char *password;   /* "{SCHEME}hash" stored as is, NULL: none */
+	int has_quota_bytes;    /* else: 0 for a new account, kept for an old one */
+	uint64_t quota_bytes;
+	int has_quota_messages;
+	uint64_t quota_messages;
 };
 
 /* Where an address leads. */
@@ -85,7 +97,9 @@ struct directory_resolution {
 	size_t ntargets;
 };
 
-/* Opens (and with create, creates) the directory database at path. */
+/* Opens (and with create, creates) the directory database at path. Without
+ * create, a missing or uninitialized database is an error and nothing is
+ * written. *error_r is allocated: the caller frees it. */
 int directory_open(const char *path, int create, struct directory **dir_r, char **error_r);
 void directory_close(struct directory **dir);
 
@@ -94,6 +108,7 @@ void directory_close(struct directory **dir);
 int directory_domain_add(struct directory *dir, const char *name, const char **error_r);
 int directory_domain_remove(struct directory *dir, const char *name, int force,
     const char **error_r);
+/* Sorted by name. */
 int directory_domain_list(struct directory *dir, struct directory_domain **domains_r,
     size_t *count_r, const char **error_r);
 /* 1 when the domain is hosted here. */
@@ -105,13 +120,16 @@ int directory_account_add(struct directory *dir, const char *address,
     uint64_t quota_messages, int64_t *id_r, const char **error_r);
 int directory_account_remove(struct directory *dir, const char *address,
     const char **error_r);
-/* domain NULL: all accounts. */
+/* domain NULL: all accounts. Sorted by address. */
 int directory_account_list(struct directory *dir, const char *domain,
     struct directory_account **accounts_r, size_t *count_r, const char **error_r);
+/* 1 found (account_r filled in: clear it with directory_account_clear),
+ * 0 not found, -1 error. */
 int directory_account_get(struct directory *dir, const char *address,
     struct directory_account *account_r, const char **error_r);
 int directory_account_get_by_id(struct directory *dir, int64_t id,
     struct directory_account *account_r, const char **error_r);
+/* cred NULL: removes the password (no password login). */
 int directory_account_set_credentials(struct directory *dir, const char *address,
     const struct directory_credentials *cred, const char **error_r);
 /* Replaces the password only if it is still `expected` (compare-and-swap, for
@@ -121,6 +139,14 @@ int directory_account_upgrade_credentials(struct directory *dir, int64_t id,
     const char **error_r);
 int directory_account_set_quota(struct directory *dir, const char *address,
     uint64_t quota_bytes, uint64_t quota_messages, const char **error_r);
+/* Adds or updates one imported account in a single transaction: creates the
+ * domain when it is not hosted yet, then adds the account or, when it exists,
+ * replaces its password (dropping its SCRAM keys, which belonged to the old
+ * one) and the quotas the record has. The password's scheme is not checked
+ * here. *domain_created_r and *account_created_r (either may be NULL) say
+ * what was created. */
+int directory_account_import(struct directory *dir, const struct directory_import *rec,
+    int *domain_created_r, int *account_created_r, const char **error_r);
 
 /* Aliases (forwarders): address -> target, one row per target. The alias's
  * domain must be hosted here; the target may be anywhere. */
@@ -129,10 +155,12 @@ int directory_alias_add(struct directory *dir, const char *address, const char *
 /* target NULL: every target of the address. */
 int directory_alias_remove(struct directory *dir, const char *address, const char *target,
     const char **error_r);
+/* domain NULL: all aliases. Sorted by address, then target. */
 int directory_alias_list(struct directory *dir, const char *domain,
     struct directory_alias **aliases_r, size_t *count_r, const char **error_r);
 
-/* Catch-all: where mail for unknown addresses of a domain goes. */
+/* Catch-all: where mail for unknown addresses of a domain goes. Clearing a
+ * domain without one succeeds. */
 int directory_catchall_set(struct directory *dir, const char *domain, const char *target,
     const char **error_r);
 int directory_catchall_clear(struct directory *dir, const char *domain, const char **error_r);
@@ -141,7 +169,20 @@ int directory_catchall_clear(struct directory *dir, const char *domain, const ch
  * the limits above, duplicates removed, loops cut); "local+tag" falls back to
  * "local" when nothing matches the full local part; the domain's catch-all
  * last. An account that is also an alias gets both its mailbox and the
- * alias targets. Returns 0 with *res filled in, -1 on error. */
+ * alias targets. Returns 0 with *res filled in, -1 on error.
+ *
+ * Details:
+ * - "Matches" means: leads to at least one target. An alias whose targets
+ *   are all unknown addresses of hosted domains leads nowhere, so the +tag
+ *   fallback and then the catch-all are tried.
+ * - Alias targets in hosted domains are resolved the same way (including the
+ *   +tag fallback, but not the target domain's catch-all); an unknown one
+ *   contributes nothing. Targets in other domains are EXTERNAL.
+ * - res->subaddress is set only when the +tag fallback is what matched.
+ * - Targets are in breadth-first order, the address's own mailbox first;
+ *   past DIRECTORY_RESOLVE_TARGETS_MAX targets or DIRECTORY_ALIAS_DEPTH_MAX
+ *   alias hops the rest is left out (and logged), not an error.
+ * - An address that directory_normalize_address() refuses is an error. */
 int directory_resolve(struct directory *dir, const char *address,
     struct directory_resolution *res, const char **error_r);
 
@@ -156,5 +197,9 @@ void directory_resolution_clear(struct directory_resolution *res);
  * at most DIRECTORY_ADDRESS_MAX bytes). Returns an allocated normalized copy
  * or NULL. */
 char *directory_normalize_address(const char *address);
+/* Lower-cases and checks a domain name (LDH labels of 1 to 63 bytes, at most
+ * 253 bytes, no leading or trailing hyphen or dot). Returns an allocated
+ * copy or NULL. */
+char *directory_normalize_domain(const char *name);
 
 #endif
