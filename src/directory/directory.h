@@ -69,7 +69,8 @@ struct directory_domain {
 /* One account as read from another server's user list (an import). */
 struct directory_import {
 	const char *address;
-	const char *password;   /* "{SCHEME}hash" stored as is, NULL: none */
+	const char *password;   /* "{SCHEME}hash" stored as is; NULL: none for a
+	                         * new account, unchanged for an existing one */
 	int has_quota_bytes;    /* else: 0 for a new account, kept for an old one */
 	uint64_t quota_bytes;
 	int has_quota_messages;
@@ -141,9 +142,9 @@ int directory_account_set_quota(struct directory *dir, const char *address,
     uint64_t quota_bytes, uint64_t quota_messages, const char **error_r);
 /* Adds or updates one imported account in a single transaction: creates the
  * domain when it is not hosted yet, then adds the account or, when it exists,
- * replaces its password (dropping its SCRAM keys, which belonged to the old
- * one) and the quotas the record has. The password's scheme is not checked
- * here. *domain_created_r and *account_created_r (either may be NULL) say
+ * replaces its password when the record has one (dropping its SCRAM keys,
+ * which belonged to the old one) and the quotas the record has. The
+ * password's scheme is not checked here. *domain_created_r and *account_created_r (either may be NULL) say
  * what was created. */
 int directory_account_import(struct directory *dir, const struct directory_import *rec,
     int *domain_created_r, int *account_created_r, const char **error_r);

@@ -106,8 +106,14 @@ static const char *const stmt_sql[STMT_COUNT] = {
 	    " WHERE id = ?6 AND password IS ?7",
 	[STMT_ACCOUNT_SET_QUOTA] = "UPDATE accounts SET quota_bytes = ?1, quota_messages = ?2"
 	    " WHERE address = ?3",
-	[STMT_ACCOUNT_IMPORT_UPDATE] = "UPDATE accounts SET password = ?1, scram_salt = NULL,"
-	    " scram_iterations = NULL, scram_stored_key = NULL, scram_server_key = NULL,"
+	/* A record without a password leaves the password (and SCRAM keys)
+	 * alone; a new password drops keys derived from the old one. */
+	[STMT_ACCOUNT_IMPORT_UPDATE] = "UPDATE accounts SET"
+	    " password = coalesce(?1, password),"
+	    " scram_salt = iif(?1 IS NULL, scram_salt, NULL),"
+	    " scram_iterations = iif(?1 IS NULL, scram_iterations, NULL),"
+	    " scram_stored_key = iif(?1 IS NULL, scram_stored_key, NULL),"
+	    " scram_server_key = iif(?1 IS NULL, scram_server_key, NULL),"
 	    " quota_bytes = CASE WHEN ?2 THEN ?3 ELSE quota_bytes END,"
 	    " quota_messages = CASE WHEN ?4 THEN ?5 ELSE quota_messages END"
 	    " WHERE address = ?6",

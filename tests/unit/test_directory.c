@@ -806,7 +806,18 @@ test_import(void **state)
 	assert_int_equal(a.quota_messages, 500);
 	directory_account_clear(&a);
 
+	/* A record without a password keeps the one there. */
+	rec.password = NULL;
+	rec.has_quota_messages = 0;
+	ok(directory_account_import(f->dir, &rec, &dcreated, &acreated, &error), error);
+	assert_int_equal(acreated, 0);
+	assert_int_equal(directory_account_get(f->dir, "imp@new.example", &a, &error), 1);
+	assert_string_equal(a.cred.password, "{BLF-CRYPT}$2y$05$xyz");
+	assert_int_equal(a.quota_messages, 500);
+	directory_account_clear(&a);
+
 	rec.address = "bad address";
+	rec.password = "{PLAIN}x";
 	assert_int_equal(directory_account_import(f->dir, &rec, NULL, NULL, &error), -1);
 	rec.address = "x@bad_domain";
 	assert_int_equal(directory_account_import(f->dir, &rec, NULL, NULL, &error), -1);
