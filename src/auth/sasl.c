@@ -172,11 +172,11 @@ sasl_plain_response(struct sasl *sasl, const char *data, size_t len)
 	    !sasl_password_valid(passwd, passwd_len) ||
 	    (authzid_len > 0 && !sasl_user_valid(data, authzid_len)))
 		return SASL_STEP_MALFORMED;
+	sasl->user = xstrndup(authcid, authcid_len);
 	/* No proxy authorization: an authzid must name the user himself. */
 	if (authzid_len > 0 && (authzid_len != authcid_len ||
 	    strncasecmp(data, authcid, authcid_len) != 0))
 		return SASL_STEP_FAILED;
-	sasl->user = xstrndup(authcid, authcid_len);
 	sasl->password = xstrndup(passwd, passwd_len);
 	return SASL_STEP_CHECK_PASSWORD;
 }
