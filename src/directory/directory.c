@@ -21,7 +21,8 @@
 #define DIRECTORY_DOMAIN_MAX 253
 #define DIRECTORY_LABEL_MAX 63
 #define DIRECTORY_PASSWORD_FIELD_MAX 4096
-/* Addresses a single resolution may look up, whatever the other limits. */
+/* Addresses a single resolution may look up, whatever the other limits.
+ * (Normalized addresses have no spaces or quotes: safe as log values.) */
 #define DIRECTORY_RESOLVE_LOOKUPS_MAX (4 * DIRECTORY_RESOLVE_TARGETS_MAX)
 #define DIRECTORY_SUBADDRESS_SEP '+'
 
@@ -625,8 +626,8 @@ resolver_add_target(struct resolver *r, enum directory_target_kind kind, int64_t
 
 	if (res->ntargets >= DIRECTORY_RESOLVE_TARGETS_MAX) {
 		if (!r->warned_targets)
-			log_warn(NULL, "directory: resolve address=%s targets over limit=%d, "
-			    "rest left out", r->origin, DIRECTORY_RESOLVE_TARGETS_MAX);
+			log_warn(NULL, "msg=\"resolve: too many targets, rest left out\" "
+			    "address=%s limit=%d", r->origin, DIRECTORY_RESOLVE_TARGETS_MAX);
 		r->warned_targets = 1;
 		return;
 	}
@@ -658,8 +659,8 @@ resolver_lookup(struct resolver *r, const char *address, int depth, int *matched
 	*matched = 0;
 	if (++r->lookups > DIRECTORY_RESOLVE_LOOKUPS_MAX) {
 		if (!r->warned_lookups)
-			log_warn(NULL, "directory: resolve address=%s lookups over limit=%d, "
-			    "rest left out", r->origin, DIRECTORY_RESOLVE_LOOKUPS_MAX);
+			log_warn(NULL, "msg=\"resolve: too many lookups, rest left out\" "
+			    "address=%s limit=%d", r->origin, DIRECTORY_RESOLVE_LOOKUPS_MAX);
 		r->warned_lookups = 1;
 		return 0;
 	}
@@ -676,9 +677,9 @@ resolver_lookup(struct resolver *r, const char *address, int depth, int *matched
 	nfollow = ntargets;
 	if (ntargets > 0 && depth >= DIRECTORY_ALIAS_DEPTH_MAX) {
 		if (!r->warned_depth)
-			log_warn(NULL, "directory: resolve address=%s alias chain deeper "
-			    "than limit=%d at alias=%s, cut", r->origin,
-			    DIRECTORY_ALIAS_DEPTH_MAX, address);
+			log_warn(NULL, "msg=\"resolve: alias chain too deep, cut\" "
+			    "address=%s alias=%s limit=%d", r->origin, address,
+			    DIRECTORY_ALIAS_DEPTH_MAX);
 		r->warned_depth = 1;
 		nfollow = 0;
 	}
