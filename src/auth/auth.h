@@ -13,7 +13,19 @@
  *
  * The callback is never called from inside an auth_* call: always later, on
  * the loop the request was started on. After auth_request_free() it is never
- * called.
+ * called. The callback may free the request; after a final status nothing
+ * but auth_request_user(), auth_request_account_id() and
+ * auth_request_free() may be called on it.
+ * challenge is set only with AUTH_CONTINUE.
+ *
+ * SCRAM-SHA-256's server-final message ("v=...") comes as one more
+ * AUTH_CONTINUE challenge; the client answers it with an empty line, then
+ * AUTH_OK follows. That works in SMTP, IMAP and POP3 alike.
+ *
+ * Each outcome is logged once, tagged with the session id:
+ * event=auth-ok|auth-failed|auth-malformed|auth-cancelled|auth-tempfail with
+ * user, mech, ip, and for failures reason= (unknown-user, wrong-password,
+ * no-password, no-scram-keys, bad-hash, authzid) and penalty_ms=.
  */
 #ifndef PETREL_AUTH_AUTH_H
 #define PETREL_AUTH_AUTH_H
@@ -46,9 +58,12 @@ enum auth_status {
 
 typedef void auth_callback(void *ctx, enum auth_status status, const char *challenge);
 
+/* Makes one Argon2id hash (password_init()): call it at start-up. */
 struct auth *auth_new(struct directory *dir, const struct auth_settings *settings);
 /* Takes new settings (SIGHUP). Callable from any thread. */
 void auth_set_settings(struct auth *auth, const struct auth_settings *settings);
+/* Every request must have been freed and its work finished (net_workers_free)
+ * first. */
 void auth_free(struct auth **auth);
 
 /* The mechanisms offered, space-separated ("PLAIN LOGIN SCRAM-SHA-256"). */
@@ -62,10 +77,12 @@ int auth_mechanism_supported(const char *name);
 struct auth_request *auth_sasl_start(struct auth *auth, struct net_loop *loop,
     const char *mechanism, const char *initial, const char *client_ip,
     const char *session_id, auth_callback *cb, void *ctx);
-/* The client's answer to an AUTH_CONTINUE challenge (base64, or "*"). */
+/* The client's answer to an AUTH_CONTINUE challenge (base64, or "*"; "" and
+ * "=" are empty data). Only after AUTH_CONTINUE, once per challenge. */
 void auth_sasl_continue(struct auth_request *req, const char *line);
 
-/* A plain user/password login. */
+/* A plain user/password login (IMAP LOGIN, POP3 USER/PASS); logged as
+ * mech=password. */
 struct auth_request *auth_login(struct auth *auth, struct net_loop *loop,
     const char *user, const char *password, const char *client_ip,
     const char *session_id, auth_callback *cb, void *ctx);
