@@ -23,6 +23,7 @@ buf_reserve(struct buf *b, size_t extra)
 		cap = cap * 2 > cap ? cap * 2 : need;
 	b->data = xrealloc(b->data, cap);
 	b->cap = cap;
+	b->data[b->len] = '\0';
 }
 
 void

@@ -22,6 +22,9 @@ test_buf(void **state)
 	int i;
 
 	assert_string_equal(buf_cstr(&b), "");
+	/* Reserving space keeps the (empty) contents a valid C string. */
+	buf_reserve(&b, 10);
+	assert_string_equal(buf_cstr(&b), "");
 	for (i = 0; i < 1000; i++)
 		buf_printf(&b, "%d,", i);
 	assert_int_equal(b.len, strlen(b.data));
