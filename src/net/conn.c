@@ -35,6 +35,8 @@ struct net_conn {
 	void *session;
 	struct bufferevent *bev;
 	SSL *ssl;
+	int fd;
+	unsigned owns_fd : 1;               /* the plaintext bufferevent does not close it */
 	struct event *kick;                 /* deferred work: resume, destroy */
 	struct buf line;
 	struct net_limit_slot slot;
@@ -146,10 +148,11 @@ net_conn_accept(struct net_io *io, const struct config_listen *listen, int fd,
 	socklen_t locallen = sizeof(local);
 	struct event_base *base = net_loop_base(io->loop);
 	enum net_limit_result lim;
-	int opts = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
+	int opts = BEV_OPT_DEFER_CALLBACKS;
 
 	c = xcalloc(1, sizeof(*c));
 	c->io = io;
+	c->fd = fd;
 	c->rt = net_server_runtime(srv);
 	c->service = listen->service;
 	c->proto = srv->protos[listen->service];
@@ -172,10 +175,12 @@ net_conn_accept(struct net_io *io, const struct config_listen *listen, int fd,
 		c->ssl = net_tls_ssl_new(c->rt->tls);
 		SSL_set_app_data(c->ssl, c);
 		c->bev = bufferevent_openssl_socket_new(base, fd, c->ssl,
-		    BUFFEREVENT_SSL_ACCEPTING, opts);
+		    BUFFEREVENT_SSL_ACCEPTING, opts | BEV_OPT_CLOSE_ON_FREE);
 		c->handshaking = 1;
 	} else {
+		/* Kept open when STARTTLS replaces this bufferevent. */
 		c->bev = bufferevent_socket_new(base, fd, opts);
+		c->owns_fd = 1;
 	}
 	if (c->bev == NULL) {
 		log_error(c->id, "event=error reason=\"cannot create a buffered connection\"");
@@ -223,8 +228,13 @@ net_conn_destroy(struct net_conn *c)
 		c->next->prev = c->prev;
 	if (!c->busy)
 		log_info(c->id, "event=disconnect ip=%s", c->peer_ip);
-	/* Frees the SSL object (if any) and closes the socket. */
+	/* A TLS session ends with close_notify (best effort, non-blocking). */
+	if (c->ssl != NULL && !c->handshaking && !c->starttls)
+		SSL_shutdown(c->ssl);
+	/* Frees the SSL object (if any) and, for TLS, closes the socket. */
 	bufferevent_free(c->bev);
+	if (c->owns_fd)
+		close(c->fd);
 	event_free(c->kick);
 	buf_free(&c->line);
 	net_limits_release(io->srv->limits, &c->slot);
@@ -283,19 +293,26 @@ conn_do_starttls(struct net_conn *c)
 	struct bufferevent *tls;
 
 	c->starttls = 0;
-	/* Plaintext the client sent after the STARTTLS command is dropped. */
+	/* Plaintext the client sent after the STARTTLS command is dropped with
+	 * the plaintext bufferevent; TLS then runs directly on the socket, so
+	 * that "output written" means written to the socket. */
 	evbuffer_drain(in, evbuffer_get_length(in));
+	bufferevent_free(c->bev);
+	c->bev = NULL;
 	c->ssl = net_tls_ssl_new(c->rt->tls);
 	SSL_set_app_data(c->ssl, c);
-	tls = bufferevent_openssl_filter_new(base, c->bev, c->ssl, BUFFEREVENT_SSL_ACCEPTING,
+	tls = bufferevent_openssl_socket_new(base, c->fd, c->ssl, BUFFEREVENT_SSL_ACCEPTING,
 	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	if (tls == NULL) {
 		log_error(c->id, "event=error reason=\"cannot start TLS\"");
 		SSL_free(c->ssl);
 		c->ssl = NULL;
+		/* Nothing left to flush: close the socket and go. */
+		c->bev = bufferevent_socket_new(base, c->fd, BEV_OPT_DEFER_CALLBACKS);
 		conn_destroy_later(c);
 		return;
 	}
+	c->owns_fd = 0;
 	c->bev = tls;
 	c->handshaking = 1;
 	conn_setup_bev(c);
