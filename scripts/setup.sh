@@ -8,7 +8,7 @@ PACKAGES="
 build-essential meson ninja-build pkg-config clang
 libevent-dev libssl-dev openssl libsqlite3-dev sqlite3 libsodium-dev
 libcrypt-dev libjansson-dev libcmocka-dev
-python3 python3-pytest curl swaks
+python3 python3-pytest curl swaks libnet-ssleay-perl argon2
 "
 
 missing=""

@@ -21,6 +21,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 
 #include "auth/cache.h"
 #include "auth/password.h"
@@ -48,8 +49,12 @@ struct auth {
 	struct auth_settings settings;
 	struct penalty *penalty;
 	struct auth_cache *cache;
-	/* Keys the cache and the fake SCRAM salts; new at every start. */
+	/* Keys the cache; new at every start. */
 	unsigned char secret[AUTH_SECRET_SIZE];
+	/* Keys the fake SCRAM salts of unknown users. It must outlive restarts
+	 * (auth_set_scram_secret), or an unknown user's salt would change at a
+	 * restart while a real user's does not. */
+	unsigned char scram_secret[SASL_SECRET_SIZE];
 };
 
 enum auth_work_kind {
@@ -118,9 +123,17 @@ auth_new(struct directory *dir, const struct auth_settings *settings)
 	auth->settings = *settings;
 	auth->penalty = penalty_new(AUTH_PENALTY_ENTRIES);
 	auth->cache = auth_cache_new(AUTH_CACHE_ENTRIES);
-	if (RAND_bytes(auth->secret, sizeof(auth->secret)) != 1)
+	if (RAND_bytes(auth->secret, sizeof(auth->secret)) != 1 ||
+	    RAND_bytes(auth->scram_secret, sizeof(auth->scram_secret)) != 1)
 		fatal("no random bytes for the authentication secret");
 	return auth;
+}
+
+void
+auth_set_scram_secret(struct auth *auth, const unsigned char *secret, size_t len)
+{
+	/* Derived, so any length of stored secret gives a full-size key. */
+	SHA256(secret, len, auth->scram_secret);
 }
 
 void
@@ -651,7 +664,7 @@ auth_sasl_start(struct auth *auth, struct net_loop *loop, const char *mechanism,
 		return NULL;
 	req = auth_request_new(auth, loop, client_ip, session_id, cb, ctx);
 	req->mech = sasl_mechanism_name(mech);
-	req->sasl = sasl_new(mech, auth->secret);
+	req->sasl = sasl_new(mech, auth->scram_secret);
 	if (initial == NULL)
 		auth_step(req, sasl_start(req->sasl, NULL, 0));
 	else if (auth_decode(initial, &data) < 0)

@@ -30,6 +30,7 @@
 #ifndef PETREL_AUTH_AUTH_H
 #define PETREL_AUTH_AUTH_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct auth;
@@ -60,6 +61,10 @@ typedef void auth_callback(void *ctx, enum auth_status status, const char *chall
 
 /* Makes one Argon2id hash (password_init()): call it at start-up. */
 struct auth *auth_new(struct directory *dir, const struct auth_settings *settings);
+/* Sets the secret that keys the fake SCRAM salts of unknown users; it must
+ * be the same across restarts (the daemon keeps it in the data directory).
+ * Call before the first request. */
+void auth_set_scram_secret(struct auth *auth, const unsigned char *secret, size_t len);
 /* Takes new settings (SIGHUP). Callable from any thread. */
 void auth_set_settings(struct auth *auth, const struct auth_settings *settings);
 /* Every request must have been freed and its work finished (net_workers_free)

@@ -15,6 +15,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
 #include "auth/auth.h"
 #include "cli/cli.h"
 #include "core/log.h"
@@ -47,6 +50,50 @@ log_target_for(const struct config *cfg)
 	if (S_ISCHR(st.st_mode) && stat("/dev/null", &null) == 0 && st.st_rdev == null.st_rdev)
 		return LOG_TARGET_SYSLOG;
 	return LOG_TARGET_STDERR;
+}
+
+#define SERVE_SECRET_SIZE 32
+
+/* Reads DATA/auth.secret, making it on the first start. It keys the fake
+ * SCRAM salts of unknown users, which must not change across restarts. */
+static int
+load_secret(const struct config *cfg, unsigned char secret[SERVE_SECRET_SIZE],
+    char **error_r)
+{
+	char *path = xasprintf("%s/auth.secret", cfg->data_dir);
+	char *tmp = xasprintf("%s.tmp", path);
+	int fd, rc = -1;
+	ssize_t n;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
+		n = read(fd, secret, SERVE_SECRET_SIZE);
+		close(fd);
+		if (n != SERVE_SECRET_SIZE)
+			*error_r = xasprintf("%s: expected %d bytes", path, SERVE_SECRET_SIZE);
+		else
+			rc = 0;
+		goto out;
+	}
+	if (errno != ENOENT) {
+		*error_r = xasprintf("%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (RAND_bytes(secret, SERVE_SECRET_SIZE) != 1) {
+		*error_r = xstrdup("no random bytes for the authentication secret");
+		goto out;
+	}
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || write(fd, secret, SERVE_SECRET_SIZE) != SERVE_SECRET_SIZE ||
+	    fsync(fd) < 0 || close(fd) < 0 || rename(tmp, path) < 0) {
+		*error_r = xasprintf("%s: cannot write: %s", path, strerror(errno));
+		unlink(tmp);
+		goto out;
+	}
+	rc = 0;
+out:
+	free(tmp);
+	free(path);
+	return rc;
 }
 
 static int
@@ -103,6 +150,7 @@ cmd_serve(struct cli *cli, int argc, char **argv)
 	struct net_server *srv;
 	const struct config *cfg;
 	sigset_t sigs;
+	unsigned char secret[SERVE_SECRET_SIZE];
 	char *error = NULL, *db;
 	int i, sig, detach = 0, running_as_root;
 
@@ -161,7 +209,17 @@ cmd_serve(struct cli *cli, int argc, char **argv)
 		return 1;
 	}
 	free(db);
+	if (load_secret(cfg, secret, &error) < 0) {
+		log_error(NULL, "event=start-failed reason=\"%s\"", error);
+		fprintf(stderr, "petrel: %s\n", error);
+		free(error);
+		directory_close(&ctx.dir);
+		net_server_free(&srv);
+		return 1;
+	}
 	ctx.auth = auth_new(ctx.dir, &as);
+	auth_set_scram_secret(ctx.auth, secret, sizeof(secret));
+	OPENSSL_cleanse(secret, sizeof(secret));
 	net_server_start(srv);
 	log_info(NULL, "event=ready version=%s hostname=%s listeners=%d io_threads=%d "
 	    "user=%s pid=%d", PETREL_VERSION, cfg->hostname, cfg->nlisten, cfg->io_threads,

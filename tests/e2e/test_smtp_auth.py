@@ -1,6 +1,7 @@
 """SMTP up to AUTH: EHLO, STARTTLS (and the injection it must resist), the
 SASL mechanisms PLAIN, LOGIN and SCRAM-SHA-256, failures and their penalty,
 with our own client, smtplib and swaks."""
+import os
 import smtplib
 import threading
 import time
@@ -359,3 +360,21 @@ def test_failure_penalty_doubles_and_does_not_lock_out(petrel_factory, src_ip):
     unknown, tu = results["unknown"]
     assert unknown == first, (unknown, first)
     assert tu >= 1.8, tu
+
+
+def test_scram_unknown_user_salt_survives_restart(petrel_factory, src_ip):
+    """The fake salt of an unknown user is keyed by a secret kept in the data
+    directory: were it new at each start, a restart would tell unknown users
+    (salt changes) from real ones (salt stays)."""
+    p = petrel_factory()
+    salts = []
+    for attempt in range(2):
+        with p.smtp_tls(source=src_ip) as c:
+            code, sc, _ = scram_exchange(c, "ghost@example.test", "whatever")
+            assert code == 535
+            salts.append(sc.salt)
+        if attempt == 0:
+            assert p.stop() == 0
+            p.start()
+    assert salts[0] == salts[1]
+    assert os.stat(os.path.join(p.dir, "auth.secret")).st_mode & 0o077 == 0
