@@ -37,6 +37,7 @@ def main():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, n + 1000)), hard))
     with tempfile.TemporaryDirectory() as tmp:
+        os.chmod(tmp, 0o755)  # the daemon runs as user petrel
         data = os.path.join(tmp, "d")
         subprocess.run([PETREL, "init", data, "--hostname", "localhost",
                         "--bind", "127.0.0.1", "--port-base", str(BASE)],
