@@ -145,7 +145,7 @@ int
 cmd_serve(struct cli *cli, int argc, char **argv)
 {
 	const struct net_proto *protos[SERVICE_COUNT];
-	struct proto_context ctx = { NULL, NULL };
+	struct proto_context ctx = { NULL, NULL, NULL, NULL };
 	struct auth_settings as;
 	struct net_server *srv;
 	const struct config *cfg;

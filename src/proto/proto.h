@@ -9,11 +9,15 @@
 
 struct auth;
 struct directory;
+struct store;
+struct queue;
 
 /* Given to the network layer as the app pointer (net_conn_app). */
 struct proto_context {
 	struct auth *auth;
 	struct directory *dir;
+	struct store *store;
+	struct queue *queue;
 };
 
 extern const struct net_proto proto_smtp;

@@ -1,0 +1,274 @@
+/*
+ * The mail store: every account's mailboxes and messages, with the state IMAP
+ * needs (UIDVALIDITY, UIDs, MODSEQ, flags, keywords, expunge records), quotas,
+ * parsed metadata, full-text search and change notifications.
+ *
+ * Callers see only this interface. The backend (files + SQLite in the data
+ * directory today; PostgreSQL + object storage later) lives behind the
+ * vtable in store_backend.h; nothing outside src/store knows file paths or
+ * SQL.
+ *
+ * Threads: every function may block (disk, fsync, database) and must be
+ * called off the I/O threads (net_loop_submit). All objects may be used from
+ * several threads; one struct store_account is shared by every session of
+ * that account.
+ *
+ * Durability: a function that changes state returns 0 only once the change
+ * is durable (message files fsynced and renamed, directories fsynced, index
+ * transaction committed). Concurrent writers share their fsyncs (group
+ * commit). An I/O or fsync error fails the operation and leaves nothing
+ * half-visible.
+ *
+ * Errors: -1 with *error_r set to a message safe to show a client (static,
+ * or owned by the store for the calling thread until its next call); the
+ * cause is logged. store_error_code() tells the kind.
+ */
+#ifndef PETREL_STORE_STORE_H
+#define PETREL_STORE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct store;
+struct store_account;
+struct store_writer;
+struct store_watch;
+
+#define STORE_MAILBOX_NAME_MAX 1024   /* bytes of UTF-8 in a full name */
+#define STORE_MAILBOX_DEPTH_MAX 32    /* levels of hierarchy */
+#define STORE_MAILBOXES_MAX 10000     /* per account */
+#define STORE_KEYWORD_MAX 128         /* bytes in one keyword */
+#define STORE_KEYWORDS_MAX 256        /* distinct keywords per mailbox */
+#define STORE_MESSAGE_MAX (1ull << 30) /* bytes in one message */
+#define STORE_SEPARATOR '/'
+
+/* System flags. */
+enum {
+	STORE_FLAG_SEEN = 1 << 0,
+	STORE_FLAG_ANSWERED = 1 << 1,
+	STORE_FLAG_FLAGGED = 1 << 2,
+	STORE_FLAG_DELETED = 1 << 3,
+	STORE_FLAG_DRAFT = 1 << 4,
+};
+
+/* Special-use roles (RFC 6154). */
+enum {
+	STORE_SPECIAL_SENT = 1 << 0,
+	STORE_SPECIAL_DRAFTS = 1 << 1,
+	STORE_SPECIAL_TRASH = 1 << 2,
+	STORE_SPECIAL_JUNK = 1 << 3,
+	STORE_SPECIAL_ARCHIVE = 1 << 4,
+	STORE_SPECIAL_ALL = 1 << 5,
+	STORE_SPECIAL_FLAGGED = 1 << 6,
+};
+
+enum store_error {
+	STORE_OK,
+	STORE_ERR_NOT_FOUND,      /* no such mailbox / message */
+	STORE_ERR_EXISTS,         /* mailbox already exists */
+	STORE_ERR_INVALID,        /* bad name, bad argument */
+	STORE_ERR_QUOTA,          /* would exceed the account's quota */
+	STORE_ERR_LIMIT,          /* too many mailboxes, keywords, too big */
+	STORE_ERR_CONFLICT,       /* e.g. deleting INBOX, a mailbox with children */
+	STORE_ERR_TEMP,           /* I/O or database trouble: try again later */
+};
+
+/* --- the store --------------------------------------------------------- */
+
+/* Opens the store kept in data_dir (mail/ and tmp/ below it; created when
+ * missing). */
+int store_open(const char *data_dir, struct store **store_r, const char **error_r);
+void store_close(struct store **store);
+enum store_error store_error_code(void);   /* of this thread's last failure */
+
+/* --- accounts ---------------------------------------------------------- */
+
+struct store_quota {
+	uint64_t bytes_limit;      /* 0: unlimited */
+	uint64_t messages_limit;   /* 0: unlimited */
+};
+
+struct store_usage {
+	uint64_t bytes;
+	uint64_t messages;
+};
+
+/* Opens (creating on first use, with INBOX, Sent, Drafts, Trash, Junk and
+ * Archive, all subscribed) the account's store. The quota comes from the
+ * directory; store_account_set_quota updates it. Reference-counted: every
+ * open needs a store_account_close. */
+int store_account_open(struct store *store, int64_t account_id,
+    const struct store_quota *quota, struct store_account **acct_r, const char **error_r);
+void store_account_close(struct store_account **acct);
+void store_account_set_quota(struct store_account *acct, const struct store_quota *quota);
+int store_account_usage(struct store_account *acct, struct store_usage *usage,
+    const char **error_r);
+/* Removes all of an account's mail (the account is gone from the directory). */
+int store_account_delete(struct store *store, int64_t account_id, const char **error_r);
+
+/* --- mailboxes --------------------------------------------------------- */
+
+struct store_mailbox {
+	int64_t id;                /* stable for the mailbox's life, even across RENAME */
+	char *name;                /* full UTF-8 name, '/'-separated, "INBOX" */
+	uint32_t uidvalidity;
+	uint32_t uidnext;
+	uint64_t highestmodseq;
+	uint32_t messages;
+	uint32_t unseen;           /* messages without \Seen */
+	uint32_t deleted;          /* messages with \Deleted */
+	uint64_t size;             /* octets of all messages */
+	unsigned special_use;      /* STORE_SPECIAL_* */
+	unsigned subscribed : 1;
+};
+
+/* Names: UTF-8, no NUL or control characters, no empty component, no leading
+ * or trailing '/', no "." or ".." component, case-insensitive "INBOX" is
+ * INBOX. The store refuses others with STORE_ERR_INVALID. */
+int store_mailbox_list(struct store_account *acct, struct store_mailbox **list_r,
+    size_t *count_r, const char **error_r);
+/* 1 found, 0 not found, -1 error. */
+int store_mailbox_get(struct store_account *acct, const char *name,
+    struct store_mailbox *mbox_r, const char **error_r);
+int store_mailbox_get_by_id(struct store_account *acct, int64_t id,
+    struct store_mailbox *mbox_r, const char **error_r);
+/* Creates the mailbox and any missing parents. */
+int store_mailbox_create(struct store_account *acct, const char *name, unsigned special_use,
+    int64_t *id_r, const char **error_r);
+/* Renames with its children. Renaming INBOX moves its messages into a new
+ * mailbox of that name and leaves INBOX empty (RFC 3501 6.3.5). */
+int store_mailbox_rename(struct store_account *acct, const char *from, const char *to,
+    const char **error_r);
+/* Deletes the mailbox and its messages; fails with STORE_ERR_CONFLICT for
+ * INBOX and for a mailbox that has children (IMAP: \Noselect rules are the
+ * protocol's business). */
+int store_mailbox_delete(struct store_account *acct, const char *name, const char **error_r);
+int store_mailbox_subscribe(struct store_account *acct, const char *name, int subscribed,
+    const char **error_r);
+/* Subscriptions may name mailboxes that do not exist (RFC 3501). */
+int store_subscriptions(struct store_account *acct, char ***names_r, size_t *count_r,
+    const char **error_r);
+void store_mailbox_clear(struct store_mailbox *mbox);
+void store_mailboxes_free(struct store_mailbox **list, size_t count);
+
+/* --- messages ---------------------------------------------------------- */
+
+struct store_message {
+	uint32_t uid;
+	uint64_t modseq;
+	int64_t internaldate;      /* Unix time */
+	uint64_t size;
+	unsigned flags;            /* STORE_FLAG_* */
+	char **keywords;           /* NULL-terminated, NULL when none */
+	char guid[33];             /* the message's permanent id (hex): POP3 UIDL,
+	                              IMAP EMAILID; equal for copies */
+	int64_t thread_id;         /* IMAP THREADID */
+};
+
+/* Lists messages with uid_first <= uid <= uid_last (0, UINT32_MAX: all),
+ * ordered by UID. */
+int store_message_list(struct store_account *acct, int64_t mailbox_id, uint32_t uid_first,
+    uint32_t uid_last, struct store_message **msgs_r, size_t *count_r,
+    const char **error_r);
+void store_messages_free(struct store_message **msgs, size_t count);
+
+/* What was parsed when the message was stored (see mail/mime.h). */
+struct mime_summary;
+int store_message_summary(struct store_account *acct, int64_t mailbox_id, uint32_t uid,
+    struct mime_summary **summary_r, const char **error_r);
+
+/* Reads the message's bytes: a handle good for reads at any offset without
+ * loading the message. */
+struct store_blob;
+int store_blob_open(struct store_account *acct, int64_t mailbox_id, uint32_t uid,
+    struct store_blob **blob_r, const char **error_r);
+uint64_t store_blob_size(const struct store_blob *blob);
+/* Returns bytes read (0 at the end), -1 on error. */
+ssize_t store_blob_read(struct store_blob *blob, uint64_t offset, void *buf, size_t len);
+void store_blob_close(struct store_blob **blob);
+
+/* Flag changes. mode: set (replace), add or remove. unchangedsince (CONDSTORE)
+ * 0 means unconditional; messages whose modseq is above it are left alone
+ * and their UIDs returned in *failed_r. */
+enum store_flag_mode { STORE_FLAGS_SET, STORE_FLAGS_ADD, STORE_FLAGS_REMOVE };
+int store_message_set_flags(struct store_account *acct, int64_t mailbox_id,
+    const uint32_t *uids, size_t nuids, enum store_flag_mode mode, unsigned flags,
+    const char *const *keywords, uint64_t unchangedsince,
+    uint32_t **failed_r, size_t *nfailed_r, const char **error_r);
+/* Copies (or moves) messages to another mailbox of the same account; the new
+ * UIDs go to new_uids_r in the order of uids (COPYUID/UIDPLUS). Returns the
+ * destination UIDVALIDITY in *uidvalidity_r. */
+int store_message_copy(struct store_account *acct, int64_t from_mailbox_id,
+    const uint32_t *uids, size_t nuids, int64_t to_mailbox_id, int move,
+    uint32_t **new_uids_r, uint32_t *uidvalidity_r, const char **error_r);
+/* Expunges (removes) messages; the expunge is recorded with its MODSEQ. */
+int store_message_expunge(struct store_account *acct, int64_t mailbox_id,
+    const uint32_t *uids, size_t nuids, const char **error_r);
+
+/* What changed since a MODSEQ (IMAP sessions catching up, QRESYNC): messages
+ * whose modseq is above it (uid, flags, keywords, modseq) and UIDs expunged
+ * since. */
+struct store_changes {
+	struct store_message *changed;
+	size_t nchanged;
+	uint32_t *expunged;
+	size_t nexpunged;
+	uint64_t highestmodseq;
+};
+int store_changes_since(struct store_account *acct, int64_t mailbox_id, uint64_t modseq,
+    struct store_changes *changes_r, const char **error_r);
+void store_changes_clear(struct store_changes *changes);
+
+/* Full-text search (substring, case-insensitive, in decoded UTF-8) of header
+ * text and text parts: UIDs that match, in order. what: 0 text (headers and
+ * body), 1 body only. */
+int store_search_text(struct store_account *acct, int64_t mailbox_id, const char *needle,
+    int body_only, uint32_t **uids_r, size_t *count_r, const char **error_r);
+
+/* --- writing new messages ---------------------------------------------- */
+
+/* A message is written once into a writer (it is parsed as it streams in),
+ * then committed into one or many mailboxes of one or many accounts with a
+ * single durable write: SMTP delivery to several local recipients, IMAP
+ * APPEND, imports. */
+int store_writer_new(struct store *store, struct store_writer **w_r, const char **error_r);
+int store_writer_write(struct store_writer *w, const void *data, size_t len,
+    const char **error_r);
+uint64_t store_writer_size(const struct store_writer *w);
+void store_writer_free(struct store_writer **w);
+
+struct store_target {
+	struct store_account *acct;
+	int64_t mailbox_id;        /* or 0 with mailbox_name */
+	const char *mailbox_name;  /* e.g. "INBOX"; used when mailbox_id is 0 */
+	unsigned flags;
+	const char *const *keywords;
+	int64_t internaldate;      /* 0: now */
+	/* Out: */
+	uint32_t uid;
+	uint32_t uidvalidity;
+	enum store_error error;    /* STORE_OK, or why this target failed */
+};
+
+/* Commits the written message into each target. Targets fail one by one
+ * (quota, missing mailbox) without failing the others; returns the number of
+ * targets stored, or -1 when nothing could be stored because of an I/O or
+ * database error. The writer can be committed once. */
+int store_writer_commit(struct store_writer *w, struct store_target *targets, size_t n,
+    const char **error_r);
+
+/* --- change notifications ---------------------------------------------- */
+
+/* fn(ctx) is called after every committed change to the mailbox (new
+ * messages, flags, expunges; mailbox_id 0: any mailbox of the account), from
+ * whichever thread committed it. It must be quick and must not call the
+ * store: typically it posts to the session's loop (net_loop_post), and the
+ * session then asks store_changes_since. */
+typedef void store_watch_fn(void *ctx);
+struct store_watch *store_watch_add(struct store_account *acct, int64_t mailbox_id,
+    store_watch_fn *fn, void *ctx);
+/* After this returns, fn is not running and will not be called again. */
+void store_watch_remove(struct store_watch **watch);
+
+#endif
