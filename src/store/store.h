@@ -146,9 +146,11 @@ int store_mailbox_rename(struct store_account *acct, const char *from, const cha
 int store_mailbox_delete(struct store_account *acct, const char *name, const char **error_r);
 int store_mailbox_subscribe(struct store_account *acct, const char *name, int subscribed,
     const char **error_r);
-/* Subscriptions may name mailboxes that do not exist (RFC 3501). */
+/* Subscriptions may name mailboxes that do not exist (RFC 3501). The list
+ * is sorted and NULL-terminated; free it with store_subscriptions_free. */
 int store_subscriptions(struct store_account *acct, char ***names_r, size_t *count_r,
     const char **error_r);
+void store_subscriptions_free(char ***names, size_t count);
 void store_mailbox_clear(struct store_mailbox *mbox);
 void store_mailboxes_free(struct store_mailbox **list, size_t count);
 

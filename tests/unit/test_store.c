@@ -1,0 +1,1268 @@
+/* Unit tests of src/store: accounts, mailboxes, messages, flags, copy/move/
+ * expunge, changes, quota, search, concurrency, notifications, rebuild and
+ * I/O failures. Each test gets its own data directory under /tmp. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <dirent.h>
+#include <errno.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "mail/mime.h"
+#include "store/store.h"
+#include "store/store_backend.h"
+
+struct fixture {
+	char dir[64];
+	struct store *store;
+	struct store_account *acct;
+};
+
+static int
+setup(void **state)
+{
+	struct fixture *f = xcalloc(1, sizeof(*f));
+	const char *error;
+
+	strcpy(f->dir, "/tmp/petrel-test-store-XXXXXX");
+	if (mkdtemp(f->dir) == NULL)
+		return -1;
+	if (store_open(f->dir, &f->store, &error) < 0) {
+		fprintf(stderr, "store_open: %s\n", error);
+		return -1;
+	}
+	if (store_account_open(f->store, 1, NULL, &f->acct, &error) < 0) {
+		fprintf(stderr, "store_account_open: %s\n", error);
+		return -1;
+	}
+	*state = f;
+	return 0;
+}
+
+static int
+rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	store_account_close(&f->acct);
+	store_close(&f->store);
+	nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	free(f);
+	return 0;
+}
+
+static int64_t
+mailbox_id(struct store_account *acct, const char *name)
+{
+	struct store_mailbox m;
+	const char *error;
+	int64_t id;
+
+	assert_int_equal(store_mailbox_get(acct, name, &m, &error), 1);
+	id = m.id;
+	store_mailbox_clear(&m);
+	return id;
+}
+
+static struct store_mailbox
+mailbox(struct store_account *acct, const char *name)
+{
+	struct store_mailbox m;
+	const char *error;
+
+	assert_int_equal(store_mailbox_get(acct, name, &m, &error), 1);
+	free(m.name);
+	m.name = NULL;
+	return m;
+}
+
+/* Writes text (in pieces of 7 bytes) and commits it to one mailbox. */
+static uint32_t
+append(struct store *store, struct store_account *acct, const char *mbox, const char *text,
+    unsigned flags, const char *const *keywords)
+{
+	struct store_writer *w;
+	struct store_target t;
+	const char *error;
+	size_t len = strlen(text), off;
+
+	assert_int_equal(store_writer_new(store, &w, &error), 0);
+	for (off = 0; off < len; off += 7)
+		assert_int_equal(store_writer_write(w, text + off, len - off < 7 ? len - off : 7,
+		    &error), 0);
+	assert_int_equal(store_writer_size(w), len);
+	memset(&t, 0, sizeof(t));
+	t.acct = acct;
+	t.mailbox_name = mbox;
+	t.flags = flags;
+	t.keywords = keywords;
+	t.internaldate = 1700000000;
+	assert_int_equal(store_writer_commit(w, &t, 1, &error), 1);
+	assert_int_equal(t.error, STORE_OK);
+	assert_true(t.uid > 0);
+	assert_true(t.uidvalidity > 0);
+	store_writer_free(&w);
+	return t.uid;
+}
+
+static const char msg1[] = "From: a@example.com\r\nSubject: Hello there\r\n"
+    "Message-ID: <one@example.com>\r\n\r\nThe quick brown fox jumps.\r\n";
+static const char msg2[] = "From: b@example.com\r\nSubject: Re: Hello there\r\n"
+    "Message-ID: <two@example.com>\r\nIn-Reply-To: <one@example.com>\r\n\r\n"
+    "Lazy dogs sleep all day.\r\n";
+static const char msg3[] = "From: c@example.com\r\nSubject: Other\r\n"
+    "Message-ID: <three@example.com>\r\n\r\nNothing to see: Zq.\r\n";
+
+/* --- names ------------------------------------------------------------ */
+
+static void
+test_names(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const bad[] = { "", "/a", "a/", "a//b", "..", ".", "a/../b", "a/./b",
+	    "a\001b", "tab\there", "del\x7f", "nl\n", "\xff\xfe", "\xc0\xaf", "a\xc2\x85",
+	    "\xed\xa0\x80" };
+	char *longname, *deep;
+	const char *error;
+	int64_t id;
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(store_mailbox_create(f->acct, bad[i], 0, &id, &error), -1);
+		assert_int_equal(store_error_code(), STORE_ERR_INVALID);
+	}
+	assert_int_equal(store_mailbox_create(f->acct, NULL, 0, &id, &error), -1);
+	longname = xmalloc(STORE_MAILBOX_NAME_MAX + 2);
+	memset(longname, 'x', STORE_MAILBOX_NAME_MAX + 1);
+	longname[STORE_MAILBOX_NAME_MAX + 1] = '\0';
+	assert_int_equal(store_mailbox_create(f->acct, longname, 0, &id, &error), -1);
+	assert_int_equal(store_error_code(), STORE_ERR_LIMIT);
+	longname[STORE_MAILBOX_NAME_MAX] = '\0';
+	assert_int_equal(store_mailbox_create(f->acct, longname, 0, &id, &error), 0);
+	free(longname);
+	deep = xmalloc(2 * (STORE_MAILBOX_DEPTH_MAX + 1) + 1);
+	for (i = 0; i < STORE_MAILBOX_DEPTH_MAX + 1; i++)
+		memcpy(deep + 2 * i, "d/", 2);
+	deep[2 * (STORE_MAILBOX_DEPTH_MAX + 1) - 1] = '\0';
+	assert_int_equal(store_mailbox_create(f->acct, deep, 0, &id, &error), -1);
+	assert_int_equal(store_error_code(), STORE_ERR_LIMIT);
+	deep[2 * STORE_MAILBOX_DEPTH_MAX - 1] = '\0';
+	assert_int_equal(store_mailbox_create(f->acct, deep, 0, &id, &error), 0);
+	free(deep);
+
+	/* INBOX in any case; UTF-8 and odd but valid names. */
+	assert_int_equal(store_mailbox_create(f->acct, "inbox", 0, &id, &error), -1);
+	assert_int_equal(store_error_code(), STORE_ERR_EXISTS);
+	assert_int_equal(store_mailbox_create(f->acct, "iNbOx/Sub", 0, &id, &error), 0);
+	assert_int_equal(mailbox_id(f->acct, "INBOX/Sub"), id);
+	assert_int_equal(mailbox_id(f->acct, "inbox/Sub"), id);
+	assert_int_equal(store_mailbox_create(f->acct, "Inboxes", 0, &id, &error), 0);
+	assert_int_equal(mailbox_id(f->acct, "Inboxes"), id);
+	assert_int_equal(store_mailbox_create(f->acct, "Ünïcödé/日本語", 0, &id, &error), 0);
+	assert_int_equal(mailbox_id(f->acct, "Ünïcödé/日本語"), id);
+	assert_int_equal(store_mailbox_create(f->acct, "a.b/...x", 0, &id, &error), 0);
+	/* Names are case-sensitive apart from INBOX. */
+	assert_int_equal(store_mailbox_create(f->acct, "sent", 0, &id, &error), 0);
+}
+
+/* --- accounts --------------------------------------------------------- */
+
+static void
+test_account_defaults(void **state)
+{
+	struct fixture *f = *state;
+	struct store_mailbox *list;
+	struct store_account *again;
+	struct store_usage usage;
+	char **subs;
+	size_t n, nsubs, i;
+	const char *error;
+	static const struct {
+		const char *name;
+		unsigned special;
+	} want[] = {
+		{ "Archive", STORE_SPECIAL_ARCHIVE }, { "Drafts", STORE_SPECIAL_DRAFTS },
+		{ "INBOX", 0 }, { "Junk", STORE_SPECIAL_JUNK }, { "Sent", STORE_SPECIAL_SENT },
+		{ "Trash", STORE_SPECIAL_TRASH },
+	};
+
+	assert_int_equal(store_mailbox_list(f->acct, &list, &n, &error), 0);
+	assert_int_equal(n, 6);
+	for (i = 0; i < n; i++) {
+		assert_string_equal(list[i].name, want[i].name);
+		assert_int_equal(list[i].special_use, want[i].special);
+		assert_true(list[i].subscribed);
+		assert_true(list[i].uidvalidity != 0);
+		assert_int_equal(list[i].uidnext, 1);
+		assert_int_equal(list[i].messages, 0);
+	}
+	store_mailboxes_free(&list, n);
+	assert_int_equal(store_subscriptions(f->acct, &subs, &nsubs, &error), 0);
+	assert_int_equal(nsubs, 6);
+	store_subscriptions_free(&subs, nsubs);
+	assert_null(subs);
+
+	assert_int_equal(store_account_usage(f->acct, &usage, &error), 0);
+	assert_int_equal(usage.bytes, 0);
+	assert_int_equal(usage.messages, 0);
+
+	/* One shared object per account. */
+	assert_int_equal(store_account_open(f->store, 1, NULL, &again, &error), 0);
+	assert_ptr_equal(again, f->acct);
+	store_account_close(&again);
+	assert_null(again);
+	assert_int_equal(store_account_open(f->store, 0, NULL, &again, &error), -1);
+	assert_int_equal(store_error_code(), STORE_ERR_INVALID);
+
+	/* Deleting needs the account closed. */
+	assert_int_equal(store_account_delete(f->store, 1, &error), -1);
+	assert_int_equal(store_error_code(), STORE_ERR_CONFLICT);
+	assert_int_equal(store_account_open(f->store, 2, NULL, &again, &error), 0);
+	append(f->store, again, "INBOX", msg1, 0, NULL);
+	store_account_close(&again);
+	assert_int_equal(store_account_delete(f->store, 2, &error), 0);
+	assert_int_equal(store_account_open(f->store, 2, NULL, &again, &error), 0);
+	assert_int_equal(store_account_usage(again, &usage, &error), 0);
+	assert_int_equal(usage.messages, 0);
+	store_account_close(&again);
+	assert_int_equal(store_account_delete(f->store, 99, &error), 0);
+}
+
+/* --- mailboxes -------------------------------------------------------- */
+
+static void
+test_mailboxes(void **state)
+{
+	struct fixture *f = *state;
+	struct store_mailbox m, *list;
+	struct store_message *msgs;
+	char **subs;
+	size_t n, nsubs, i;
+	const char *error;
+	int64_t id, inbox, oldid;
+	uint32_t uid;
+
+	assert_int_equal(store_mailbox_create(f->acct, "a/b/c", STORE_SPECIAL_FLAGGED, &id,
+	    &error), 0);
+	assert_int_equal(store_mailbox_get(f->acct, "a", &m, &error), 1);
+	store_mailbox_clear(&m);
+	assert_int_equal(store_mailbox_get(f->acct, "a/b", &m, &error), 1);
+	store_mailbox_clear(&m);
+	assert_int_equal(store_mailbox_get(f->acct, "a/b/c", &m, &error), 1);
+	assert_int_equal(m.id, id);
+	assert_int_equal(m.special_use, STORE_SPECIAL_FLAGGED);
+	assert_false(m.subscribed);
+	store_mailbox_clear(&m);
+	assert_int_equal(store_mailbox_get_by_id(f->acct, id, &m, &error), 1);
+	assert_string_equal(m.name, "a/b/c");
+	store_mailbox_clear(&m);
+	assert_int_equal(store_mailbox_get(f->acct, "nope", &m, &error), 0);
+	assert_int_equal(store_mailbox_get_by_id(f->acct, 12345, &m, &error), 0);
+	assert_int_equal(store_mailbox_create(f->acct, "a/b", 0, NULL, &error), -1);
+	assert_int_equal(store_error_code(), STORE_ERR_EXISTS);
+	assert_int_equal(store_mailbox_create(f->acct, "x", 1 << 20, NULL, &error), -1);
+	assert_int_equal(store_error_code(), STORE_ERR_INVALID);
+
+	/* Subscriptions are independent of existence. */
+	assert_int_equal(store_mailbox_subscribe(f->acct, "a/b", 1, &error), 0);
+	assert_int_equal(store_mailbox_subscribe(f->acct, "ghost", 1, &error), 0);
+	assert_int_equal(store_mailbox_subscribe(f->acct, "Junk", 0, &error), 0);
+	assert_int_equal(store_subscriptions(f->acct, &subs, &nsubs, &error), 0);
+	assert_int_equal(nsubs, 7);
+	for (i = 0; i < nsubs; i++)
+		assert_string_not_equal(subs[i], "Junk");
+	store_subscriptions_free(&subs, nsubs);
+
+	/* Rename with children; the id stays; subscriptions follow. */
+	assert_int_equal(store_mailbox_rename(f->acct, "a", "z/y", &error), 0);
+	assert_int_equal(store_mailbox_get(f->acct, "a", &m, &error), 0);
+	assert_int_equal(store_mailbox_get(f->acct, "a/b/c", &m, &error), 0);
+	assert_int_equal(mailbox_id(f->acct, "z/y/b/c"), id);
+	assert_int_equal(store_mailbox_get(f->acct, "z/y/b", &m, &error), 1);
+	assert_true(m.subscribed);
+	store_mailbox_clear(&m);
+	assert_int_equal(store_mailbox_get(f->acct, "z", &m, &error), 1);
+	store_mailbox_clear(&m);
+	assert_int_equal(store_mailbox_rename(f->acct, "z/y", "z/y/b/q", &error), -1);
+	assert_int_equal(store_error_code(), STORE_ERR_INVALID);
+	assert_int_equal(store_mailbox_rename(f->acct, "z/y", "Sent", &error), -1);
+	assert_int_equal(store_error_code(), STORE_ERR_EXISTS);
+	assert_int_equal(store_mailbox_rename(f->acct, "nope", "zz", &error), -1);
+	assert_int_equal(store_error_code(), STORE_ERR_NOT_FOUND);
+	assert_int_equal(store_mailbox_rename(f->acct, "Sent", "inbox", &error), -1);
+	assert_int_equal(store_error_code(), STORE_ERR_EXISTS);
+	/* Same name (a sibling with a similar prefix stays). */
+	assert_int_equal(store_mailbox_create(f->acct, "z/y2", 0, NULL, &error), 0);
+	assert_int_equal(store_mailbox_rename(f->acct, "z/y", "w", &error), 0);
+	assert_int_equal(store_mailbox_get(f->acct, "z/y2", &m, &error), 1);
+	store_mailbox_clear(&m);
+
+	/* Delete: not INBOX, not with children. */
+	assert_int_equal(store_mailbox_delete(f->acct, "INBOX", &error), -1);
+	assert_int_equal(store_error_code(), STORE_ERR_CONFLICT);
+	assert_int_equal(store_mailbox_delete(f->acct, "w", &error), -1);
+	assert_int_equal(store_error_code(), STORE_ERR_CONFLICT);
+	assert_int_equal(store_mailbox_delete(f->acct, "nope", &error), -1);
+	assert_int_equal(store_error_code(), STORE_ERR_NOT_FOUND);
+	append(f->store, f->acct, "w/b/c", msg1, 0, NULL);
+	assert_int_equal(store_mailbox_delete(f->acct, "w/b/c", &error), 0);
+	assert_int_equal(store_mailbox_delete(f->acct, "w/b", &error), 0);
+	assert_int_equal(store_mailbox_delete(f->acct, "w", &error), 0);
+	{
+		struct store_usage u;
+
+		assert_int_equal(store_account_usage(f->acct, &u, &error), 0);
+		assert_int_equal(u.messages, 0);
+		assert_int_equal(u.bytes, 0);
+	}
+	/* A new mailbox of an old name gets a new UIDVALIDITY. */
+	assert_int_equal(store_mailbox_create(f->acct, "w", 0, &id, &error), 0);
+	assert_int_equal(store_mailbox_get(f->acct, "w", &m, &error), 1);
+	assert_true(m.uidvalidity > mailbox(f->acct, "Trash").uidvalidity);
+	store_mailbox_clear(&m);
+
+	/* Renaming INBOX moves its messages to a new mailbox and leaves INBOX,
+	 * with its children, in place. */
+	inbox = mailbox_id(f->acct, "INBOX");
+	uid = append(f->store, f->acct, "INBOX", msg1, STORE_FLAG_SEEN, NULL);
+	append(f->store, f->acct, "INBOX", msg2, 0, NULL);
+	assert_int_equal(store_mailbox_create(f->acct, "INBOX/kid", 0, NULL, &error), 0);
+	assert_int_equal(store_mailbox_rename(f->acct, "INBOX", "Old Inbox", &error), 0);
+	assert_int_equal(mailbox_id(f->acct, "INBOX"), inbox);
+	assert_int_equal(mailbox(f->acct, "INBOX").messages, 0);
+	assert_int_equal(mailbox(f->acct, "INBOX").uidnext, uid + 2);
+	assert_int_equal(store_mailbox_get(f->acct, "INBOX/kid", &m, &error), 1);
+	store_mailbox_clear(&m);
+	oldid = mailbox_id(f->acct, "Old Inbox");
+	assert_int_equal(mailbox(f->acct, "Old Inbox").messages, 2);
+	assert_int_equal(mailbox(f->acct, "Old Inbox").unseen, 1);
+	assert_int_equal(store_message_list(f->acct, oldid, 1, UINT32_MAX, &msgs, &n, &error), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(msgs[0].flags, STORE_FLAG_SEEN);
+	store_messages_free(&msgs, n);
+	{
+		struct store_changes ch;
+
+		assert_int_equal(store_changes_since(f->acct, inbox, 1, &ch, &error), 0);
+		assert_int_equal(ch.nexpunged, 2);
+		store_changes_clear(&ch);
+	}
+	assert_int_equal(store_mailbox_rename(f->acct, "INBOX", "INBOX/older", &error), 0);
+
+	assert_int_equal(store_mailbox_list(f->acct, &list, &n, &error), 0);
+	for (i = 1; i < n; i++)
+		assert_true(strcmp(list[i - 1].name, list[i].name) < 0);
+	store_mailboxes_free(&list, n);
+}
+
+/* --- messages --------------------------------------------------------- */
+
+static void
+test_append_read(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const kw[] = { "$Forwarded", "work", "$forwarded", NULL };
+	struct store_message *msgs;
+	struct store_blob *blob;
+	struct mime_summary *s;
+	struct store_usage usage;
+	struct store_mailbox m;
+	const char *error;
+	char buf[256];
+	size_t n;
+	int64_t inbox = mailbox_id(f->acct, "INBOX");
+	uint32_t u1, u2;
+
+	u1 = append(f->store, f->acct, "INBOX", msg1, STORE_FLAG_FLAGGED, kw);
+	u2 = append(f->store, f->acct, "inbox", msg2, STORE_FLAG_SEEN, NULL);
+	assert_int_equal(u1, 1);
+	assert_int_equal(u2, 2);
+	m = mailbox(f->acct, "INBOX");
+	assert_int_equal(m.messages, 2);
+	assert_int_equal(m.unseen, 1);
+	assert_int_equal(m.size, strlen(msg1) + strlen(msg2));
+	assert_int_equal(m.uidnext, 3);
+	assert_int_equal(store_account_usage(f->acct, &usage, &error), 0);
+	assert_int_equal(usage.messages, 2);
+	assert_int_equal(usage.bytes, strlen(msg1) + strlen(msg2));
+
+	assert_int_equal(store_message_list(f->acct, inbox, 0, UINT32_MAX, &msgs, &n, &error),
+	    0);
+	assert_int_equal(n, 2);
+	assert_int_equal(msgs[0].uid, 1);
+	assert_int_equal(msgs[0].flags, STORE_FLAG_FLAGGED);
+	assert_int_equal(msgs[0].internaldate, 1700000000);
+	assert_int_equal(msgs[0].size, strlen(msg1));
+	assert_non_null(msgs[0].keywords);
+	assert_string_equal(msgs[0].keywords[0], "$Forwarded");
+	assert_string_equal(msgs[0].keywords[1], "work");
+	assert_null(msgs[0].keywords[2]);
+	assert_null(msgs[1].keywords);
+	assert_int_equal(strlen(msgs[0].guid), 32);
+	assert_string_not_equal(msgs[0].guid, msgs[1].guid);
+	assert_true(msgs[0].modseq < msgs[1].modseq);
+	/* Threading: msg2 answers msg1. */
+	assert_int_equal(msgs[0].thread_id, msgs[1].thread_id);
+	store_messages_free(&msgs, n);
+	assert_null(msgs);
+	assert_int_equal(store_message_list(f->acct, inbox, 2, 2, &msgs, &n, &error), 0);
+	assert_int_equal(n, 1);
+	store_messages_free(&msgs, n);
+	assert_int_equal(store_message_list(f->acct, 9999, 1, 2, &msgs, &n, &error), -1);
+	assert_int_equal(store_error_code(), STORE_ERR_NOT_FOUND);
+
+	assert_int_equal(store_blob_open(f->acct, inbox, u1, &blob, &error), 0);
+	assert_int_equal(store_blob_size(blob), strlen(msg1));
+	assert_int_equal(store_blob_read(blob, 0, buf, sizeof(buf)), strlen(msg1));
+	assert_memory_equal(buf, msg1, strlen(msg1));
+	assert_int_equal(store_blob_read(blob, 6, buf, 13), 13);
+	assert_memory_equal(buf, "a@example.com", 13);
+	assert_int_equal(store_blob_read(blob, strlen(msg1), buf, 10), 0);
+	assert_int_equal(store_blob_read(blob, strlen(msg1) - 2, buf, 10), 2);
+	store_blob_close(&blob);
+	assert_null(blob);
+	assert_int_equal(store_blob_open(f->acct, inbox, 77, &blob, &error), -1);
+	assert_int_equal(store_error_code(), STORE_ERR_NOT_FOUND);
+
+	assert_int_equal(store_message_summary(f->acct, inbox, u2, &s, &error), 0);
+	assert_int_equal(s->size, strlen(msg2));
+	assert_non_null(s->subject);
+	assert_string_equal(s->subject, "Re: Hello there");
+	assert_true(s->nparts >= 1);
+	mime_summary_free(&s);
+	assert_int_equal(store_message_summary(f->acct, inbox, 99, &s, &error), -1);
+	assert_int_equal(store_error_code(), STORE_ERR_NOT_FOUND);
+}
+
+static void
+test_writer(void **state)
+{
+	struct fixture *f = *state;
+	struct store_writer *w;
+	struct store_target t[4];
+	static const char *const badkw[] = { "bad kw", NULL };
+	const char *error;
+	static char dummy[1];
+	int64_t junk = mailbox_id(f->acct, "Junk");
+
+	/* Too big: refused before anything is read. */
+	assert_int_equal(store_writer_new(f->store, &w, &error), 0);
+	assert_int_equal(store_writer_write(w, "x", 1, &error), 0);
+	assert_int_equal(store_writer_write(w, dummy, STORE_MESSAGE_MAX, &error), -1);
+	assert_int_equal(store_error_code(), STORE_ERR_LIMIT);
+	assert_int_equal(store_writer_commit(w, t, 0, &error), -1);
+	store_writer_free(&w);
+	assert_null(w);
+
+	/* Per-target failures; a writer commits once. */
+	assert_int_equal(store_writer_new(f->store, &w, &error), 0);
+	assert_int_equal(store_writer_write(w, msg3, strlen(msg3), &error), 0);
+	memset(t, 0, sizeof(t));
+	t[0].acct = f->acct;
+	t[0].mailbox_name = "No such";
+	t[1].acct = f->acct;
+	t[1].mailbox_id = junk;
+	t[1].flags = STORE_FLAG_SEEN | STORE_FLAG_DRAFT;
+	t[2].acct = f->acct;
+	t[2].mailbox_name = "a//b";
+	t[3].acct = f->acct;
+	t[3].mailbox_name = "INBOX";
+	t[3].keywords = badkw;
+	assert_int_equal(store_writer_commit(w, t, 4, &error), 1);
+	assert_int_equal(t[0].error, STORE_ERR_NOT_FOUND);
+	assert_int_equal(t[1].error, STORE_OK);
+	assert_int_equal(t[1].uid, 1);
+	assert_int_equal(t[1].uidvalidity, mailbox(f->acct, "Junk").uidvalidity);
+	assert_int_equal(t[2].error, STORE_ERR_INVALID);
+	assert_int_equal(t[3].error, STORE_ERR_INVALID);
+	assert_int_equal(store_writer_commit(w, t, 4, &error), -1);
+	assert_int_equal(store_error_code(), STORE_ERR_INVALID);
+	store_writer_free(&w);
+	assert_int_equal(mailbox(f->acct, "Junk").unseen, 0);
+
+	/* Nothing stored, no I/O trouble: 0. */
+	assert_int_equal(store_writer_new(f->store, &w, &error), 0);
+	memset(t, 0, sizeof(t));
+	t[0].acct = f->acct;
+	t[0].mailbox_name = "No such";
+	assert_int_equal(store_writer_commit(w, t, 1, &error), 0);
+	assert_int_equal(store_error_code(), STORE_ERR_NOT_FOUND);
+	store_writer_free(&w);
+
+	/* An empty message is a message; uncommitted writers leave nothing. */
+	assert_int_equal(store_writer_new(f->store, &w, &error), 0);
+	memset(t, 0, sizeof(t));
+	t[0].acct = f->acct;
+	t[0].mailbox_name = "Drafts";
+	assert_int_equal(store_writer_commit(w, t, 1, &error), 1);
+	store_writer_free(&w);
+	assert_int_equal(mailbox(f->acct, "Drafts").messages, 1);
+	assert_int_equal(store_writer_new(f->store, &w, &error), 0);
+	assert_int_equal(store_writer_write(w, msg1, strlen(msg1), &error), 0);
+	store_writer_free(&w);
+	{
+		char *tmp = xasprintf("%s/tmp", f->dir);
+		DIR *d = opendir(tmp);
+		struct dirent *de;
+		int files = 0;
+
+		assert_non_null(d);
+		while ((de = readdir(d)) != NULL)
+			files += de->d_name[0] != '.';
+		closedir(d);
+		free(tmp);
+		assert_int_equal(files, 0);
+	}
+}
+
+/* --- flags ------------------------------------------------------------ */
+
+static void
+test_flags(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const kw1[] = { "one", "two", NULL };
+	static const char *const kw2[] = { "TWO", NULL };
+	struct store_message *msgs;
+	struct store_changes ch;
+	struct store_mailbox m;
+	uint32_t uids[3], *failed;
+	size_t n, nfailed;
+	uint64_t ms;
+	const char *error;
+	int64_t inbox = mailbox_id(f->acct, "INBOX");
+	char kw[32];
+	int i;
+
+	uids[0] = append(f->store, f->acct, "INBOX", msg1, 0, NULL);
+	uids[1] = append(f->store, f->acct, "INBOX", msg2, 0, NULL);
+	uids[2] = append(f->store, f->acct, "INBOX", msg3, 0, NULL);
+	ms = mailbox(f->acct, "INBOX").highestmodseq;
+
+	assert_int_equal(store_message_set_flags(f->acct, inbox, uids, 2, STORE_FLAGS_ADD,
+	    STORE_FLAG_SEEN | STORE_FLAG_DELETED, kw1, 0, &failed, &nfailed, &error), 0);
+	assert_int_equal(nfailed, 0);
+	free(failed);
+	m = mailbox(f->acct, "INBOX");
+	assert_int_equal(m.unseen, 1);
+	assert_int_equal(m.deleted, 2);
+	assert_int_equal(m.highestmodseq, ms + 1);
+	assert_int_equal(store_message_list(f->acct, inbox, uids[0], uids[0], &msgs, &n,
+	    &error), 0);
+	assert_int_equal(msgs[0].flags, STORE_FLAG_SEEN | STORE_FLAG_DELETED);
+	assert_int_equal(msgs[0].modseq, ms + 1);
+	assert_string_equal(msgs[0].keywords[0], "one");
+	assert_string_equal(msgs[0].keywords[1], "two");
+	store_messages_free(&msgs, n);
+
+	/* Remove (keywords are case-insensitive). */
+	assert_int_equal(store_message_set_flags(f->acct, inbox, uids, 1, STORE_FLAGS_REMOVE,
+	    STORE_FLAG_DELETED, kw2, 0, NULL, NULL, &error), 0);
+	assert_int_equal(store_message_list(f->acct, inbox, uids[0], uids[0], &msgs, &n,
+	    &error), 0);
+	assert_int_equal(msgs[0].flags, STORE_FLAG_SEEN);
+	assert_string_equal(msgs[0].keywords[0], "one");
+	assert_null(msgs[0].keywords[1]);
+	store_messages_free(&msgs, n);
+	assert_int_equal(mailbox(f->acct, "INBOX").deleted, 1);
+
+	/* No change: no new MODSEQ. */
+	ms = mailbox(f->acct, "INBOX").highestmodseq;
+	assert_int_equal(store_message_set_flags(f->acct, inbox, uids, 1, STORE_FLAGS_ADD,
+	    STORE_FLAG_SEEN, NULL, 0, NULL, NULL, &error), 0);
+	assert_int_equal(mailbox(f->acct, "INBOX").highestmodseq, ms);
+
+	/* CONDSTORE: a message changed after UNCHANGEDSINCE fails, alone. */
+	assert_int_equal(store_message_set_flags(f->acct, inbox, &uids[2], 1, STORE_FLAGS_SET,
+	    STORE_FLAG_ANSWERED, NULL, 0, NULL, NULL, &error), 0);
+	ms = mailbox(f->acct, "INBOX").highestmodseq;
+	assert_int_equal(store_message_set_flags(f->acct, inbox, uids, 3, STORE_FLAGS_SET,
+	    STORE_FLAG_FLAGGED, NULL, ms - 1, &failed, &nfailed, &error), 0);
+	assert_int_equal(nfailed, 1);
+	assert_int_equal(failed[0], uids[2]);
+	free(failed);
+
+	/* Changes since. */
+	assert_int_equal(store_changes_since(f->acct, inbox, ms, &ch, &error), 0);
+	assert_int_equal(ch.nchanged, 2);
+	assert_int_equal(ch.changed[0].uid, uids[0]);
+	assert_int_equal(ch.changed[1].uid, uids[1]);
+	assert_int_equal(ch.changed[1].flags, STORE_FLAG_FLAGGED);
+	assert_int_equal(ch.changed[1].modseq, ms + 1);
+	assert_int_equal(ch.nexpunged, 0);
+	assert_int_equal(ch.highestmodseq, ms + 1);
+	store_changes_clear(&ch);
+	assert_int_equal(mailbox(f->acct, "INBOX").deleted, 0);
+	assert_int_equal(mailbox(f->acct, "INBOX").unseen, 3);
+
+	/* Errors. */
+	assert_int_equal(store_message_set_flags(f->acct, inbox, uids, 1, STORE_FLAGS_ADD,
+	    1 << 9, NULL, 0, NULL, NULL, &error), -1);
+	assert_int_equal(store_error_code(), STORE_ERR_INVALID);
+	assert_int_equal(store_message_set_flags(f->acct, 4242, uids, 1, STORE_FLAGS_ADD,
+	    STORE_FLAG_SEEN, NULL, 0, NULL, NULL, &error), -1);
+	assert_int_equal(store_error_code(), STORE_ERR_NOT_FOUND);
+
+	/* The keyword limit per mailbox. */
+	for (i = 0; i < STORE_KEYWORDS_MAX - 2; i++) {
+		const char *one[2] = { kw, NULL };
+
+		snprintf(kw, sizeof(kw), "k%d", i);
+		assert_int_equal(store_message_set_flags(f->acct, inbox, uids, 1,
+		    STORE_FLAGS_SET, 0, one, 0, NULL, NULL, &error), 0);
+	}
+	{
+		const char *one[2] = { "onemore", NULL };
+
+		assert_int_equal(store_message_set_flags(f->acct, inbox, uids, 1,
+		    STORE_FLAGS_ADD, 0, one, 0, NULL, NULL, &error), -1);
+		assert_int_equal(store_error_code(), STORE_ERR_LIMIT);
+		one[0] = "k5";
+		assert_int_equal(store_message_set_flags(f->acct, inbox, uids, 1,
+		    STORE_FLAGS_ADD, 0, one, 0, NULL, NULL, &error), 0);
+	}
+}
+
+/* --- copy, move, expunge ---------------------------------------------- */
+
+static void
+test_copy_move_expunge(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const kw[] = { "$label1", NULL };
+	struct store_message *msgs;
+	struct store_changes ch;
+	struct store_usage usage;
+	struct store_blob *blob;
+	uint32_t uids[4], *nu, uv;
+	size_t n;
+	uint64_t ms, ms_trash;
+	const char *error;
+	int64_t inbox = mailbox_id(f->acct, "INBOX"), arch = mailbox_id(f->acct, "Archive");
+	int64_t trash = mailbox_id(f->acct, "Trash");
+	char buf[256];
+
+	uids[0] = append(f->store, f->acct, "INBOX", msg1, STORE_FLAG_SEEN, kw);
+	uids[1] = append(f->store, f->acct, "INBOX", msg2, 0, NULL);
+	uids[2] = append(f->store, f->acct, "INBOX", msg3, STORE_FLAG_DELETED, NULL);
+	uids[3] = 999;   /* not there: new UID 0 */
+	ms = mailbox(f->acct, "INBOX").highestmodseq;
+
+	assert_int_equal(store_message_copy(f->acct, inbox, uids, 4, arch, 0, &nu, &uv,
+	    &error), 0);
+	assert_int_equal(uv, mailbox(f->acct, "Archive").uidvalidity);
+	assert_int_equal(nu[0], 1);
+	assert_int_equal(nu[1], 2);
+	assert_int_equal(nu[2], 3);
+	assert_int_equal(nu[3], 0);
+	free(nu);
+	assert_int_equal(mailbox(f->acct, "Archive").messages, 3);
+	assert_int_equal(mailbox(f->acct, "Archive").unseen, 2);
+	assert_int_equal(mailbox(f->acct, "Archive").deleted, 1);
+	assert_int_equal(store_account_usage(f->acct, &usage, &error), 0);
+	assert_int_equal(usage.messages, 6);
+	assert_int_equal(store_message_list(f->acct, arch, 1, 3, &msgs, &n, &error), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(msgs[0].flags, STORE_FLAG_SEEN);
+	assert_string_equal(msgs[0].keywords[0], "$label1");
+	assert_int_equal(msgs[0].internaldate, 1700000000);
+	store_messages_free(&msgs, n);
+	assert_int_equal(mailbox(f->acct, "INBOX").highestmodseq, ms);
+
+	/* Move: new UIDs in Trash, expunges (with one MODSEQ) in INBOX. */
+	ms_trash = mailbox(f->acct, "Trash").highestmodseq;
+	assert_int_equal(store_message_copy(f->acct, inbox, uids, 2, trash, 1, &nu, &uv,
+	    &error), 0);
+	assert_int_equal(nu[0], 1);
+	assert_int_equal(nu[1], 2);
+	free(nu);
+	assert_int_equal(mailbox(f->acct, "INBOX").messages, 1);
+	assert_int_equal(mailbox(f->acct, "INBOX").unseen, 1);
+	assert_int_equal(mailbox(f->acct, "INBOX").size, strlen(msg3));
+	assert_int_equal(mailbox(f->acct, "Trash").messages, 2);
+	assert_true(mailbox(f->acct, "Trash").highestmodseq > ms_trash);
+	assert_int_equal(store_account_usage(f->acct, &usage, &error), 0);
+	assert_int_equal(usage.messages, 6);
+	assert_int_equal(store_changes_since(f->acct, inbox, ms, &ch, &error), 0);
+	assert_int_equal(ch.nexpunged, 2);
+	assert_int_equal(ch.expunged[0], uids[0]);
+	assert_int_equal(ch.expunged[1], uids[1]);
+	assert_int_equal(ch.nchanged, 0);
+	assert_int_equal(ch.highestmodseq, ms + 1);
+	store_changes_clear(&ch);
+	assert_int_equal(store_blob_open(f->acct, trash, 1, &blob, &error), 0);
+	assert_int_equal(store_blob_read(blob, 0, buf, sizeof(buf)), strlen(msg1));
+	assert_memory_equal(buf, msg1, strlen(msg1));
+	store_blob_close(&blob);
+	assert_int_equal(store_blob_open(f->acct, inbox, uids[0], &blob, &error), -1);
+	assert_int_equal(store_message_copy(f->acct, inbox, uids, 1, inbox, 1, NULL, &uv,
+	    &error), -1);
+	assert_int_equal(store_message_copy(f->acct, inbox, uids, 1, 777, 0, NULL, &uv,
+	    &error), -1);
+	assert_int_equal(store_error_code(), STORE_ERR_NOT_FOUND);
+
+	/* A blob open across an expunge still reads. */
+	assert_int_equal(store_blob_open(f->acct, arch, 2, &blob, &error), 0);
+	/* Expunge. */
+	ms = mailbox(f->acct, "Archive").highestmodseq;
+	{
+		uint32_t e[] = { 2, 3, 50 };
+
+		assert_int_equal(store_message_expunge(f->acct, arch, e, 3, &error), 0);
+	}
+	assert_int_equal(store_blob_read(blob, 0, buf, sizeof(buf)), strlen(msg2));
+	store_blob_close(&blob);
+	assert_int_equal(mailbox(f->acct, "Archive").messages, 1);
+	assert_int_equal(mailbox(f->acct, "Archive").unseen, 0);
+	assert_int_equal(mailbox(f->acct, "Archive").deleted, 0);
+	assert_int_equal(mailbox(f->acct, "Archive").size, strlen(msg1));
+	assert_int_equal(mailbox(f->acct, "Archive").highestmodseq, ms + 1);
+	assert_int_equal(store_changes_since(f->acct, arch, ms, &ch, &error), 0);
+	assert_int_equal(ch.nexpunged, 2);
+	store_changes_clear(&ch);
+	assert_int_equal(store_changes_since(f->acct, arch, 0, &ch, &error), 0);
+	assert_int_equal(ch.nchanged, 1);
+	store_changes_clear(&ch);
+	assert_int_equal(store_account_usage(f->acct, &usage, &error), 0);
+	assert_int_equal(usage.messages, 4);
+	assert_int_equal(usage.bytes, 2 * strlen(msg1) + strlen(msg2) + strlen(msg3));
+	assert_int_equal(store_changes_since(f->acct, 4711, 0, &ch, &error), -1);
+	assert_int_equal(store_error_code(), STORE_ERR_NOT_FOUND);
+
+	/* UIDs are never reused. */
+	assert_int_equal(append(f->store, f->acct, "Archive", msg3, 0, NULL), 4);
+}
+
+/* --- quota ------------------------------------------------------------ */
+
+static void
+test_quota(void **state)
+{
+	struct fixture *f = *state;
+	struct store_quota q = { 0, 0 };
+	struct store_account *b;
+	struct store_writer *w;
+	struct store_target t[2];
+	struct store_usage u;
+	const char *error;
+	size_t len = strlen(msg1);
+	uint32_t uid, *nu, uv;
+
+	/* Exactly at the limit is fine; one byte over is not. */
+	q.bytes_limit = 2 * len;
+	store_account_set_quota(f->acct, &q);
+	append(f->store, f->acct, "INBOX", msg1, 0, NULL);
+	append(f->store, f->acct, "INBOX", msg1, 0, NULL);
+	assert_int_equal(store_writer_new(f->store, &w, &error), 0);
+	assert_int_equal(store_writer_write(w, "x", 1, &error), 0);
+	memset(t, 0, sizeof(t));
+	t[0].acct = f->acct;
+	t[0].mailbox_name = "INBOX";
+	assert_int_equal(store_writer_commit(w, t, 1, &error), 0);
+	assert_int_equal(t[0].error, STORE_ERR_QUOTA);
+	assert_int_equal(store_error_code(), STORE_ERR_QUOTA);
+	store_writer_free(&w);
+	assert_int_equal(store_account_usage(f->acct, &u, &error), 0);
+	assert_int_equal(u.bytes, 2 * len);
+	/* Copies count; moves don't. */
+	uid = 1;
+	assert_int_equal(store_message_copy(f->acct, mailbox_id(f->acct, "INBOX"), &uid, 1,
+	    mailbox_id(f->acct, "Trash"), 0, &nu, &uv, &error), -1);
+	assert_int_equal(store_error_code(), STORE_ERR_QUOTA);
+	assert_int_equal(store_message_copy(f->acct, mailbox_id(f->acct, "INBOX"), &uid, 1,
+	    mailbox_id(f->acct, "Trash"), 1, &nu, &uv, &error), 0);
+	free(nu);
+
+	/* Message count, and one target failing in a multi-target commit. */
+	q.bytes_limit = 0;
+	q.messages_limit = 3;
+	assert_int_equal(store_account_open(f->store, 2, &q, &b, &error), 0);
+	store_account_set_quota(f->acct, &q);
+	append(f->store, f->acct, "INBOX", msg2, 0, NULL);
+	assert_int_equal(store_writer_new(f->store, &w, &error), 0);
+	assert_int_equal(store_writer_write(w, msg3, strlen(msg3), &error), 0);
+	memset(t, 0, sizeof(t));
+	t[0].acct = f->acct;
+	t[0].mailbox_name = "INBOX";
+	t[1].acct = b;
+	t[1].mailbox_name = "INBOX";
+	assert_int_equal(store_writer_commit(w, t, 2, &error), 1);
+	assert_int_equal(t[0].error, STORE_ERR_QUOTA);
+	assert_int_equal(t[1].error, STORE_OK);
+	assert_int_equal(t[1].uid, 1);
+	store_writer_free(&w);
+	assert_int_equal(store_account_usage(f->acct, &u, &error), 0);
+	assert_int_equal(u.messages, 3);
+	assert_int_equal(store_account_usage(b, &u, &error), 0);
+	assert_int_equal(u.messages, 1);
+	assert_int_equal(u.bytes, strlen(msg3));
+	/* Unlimited again. */
+	memset(&q, 0, sizeof(q));
+	store_account_set_quota(f->acct, &q);
+	append(f->store, f->acct, "INBOX", msg2, 0, NULL);
+	store_account_close(&b);
+}
+
+/* --- search ----------------------------------------------------------- */
+
+static void
+test_search(void **state)
+{
+	struct fixture *f = *state;
+	int64_t inbox = mailbox_id(f->acct, "INBOX");
+	uint32_t *uids;
+	size_t n;
+	const char *error;
+
+	append(f->store, f->acct, "INBOX", msg1, 0, NULL);
+	append(f->store, f->acct, "INBOX", msg2, 0, NULL);
+	append(f->store, f->acct, "INBOX", msg3, 0, NULL);
+	append(f->store, f->acct, "Sent", msg1, 0, NULL);
+
+	assert_int_equal(store_search_text(f->acct, inbox, "QUICK brown", 0, &uids, &n,
+	    &error), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(uids[0], 1);
+	free(uids);
+	assert_int_equal(store_search_text(f->acct, inbox, "hello", 0, &uids, &n, &error), 0);
+	assert_int_equal(n, 2);
+	free(uids);
+	assert_int_equal(store_search_text(f->acct, inbox, "dogs", 1, &uids, &n, &error), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(uids[0], 2);
+	free(uids);
+	/* Short needles: a scan, still case-insensitive. */
+	assert_int_equal(store_search_text(f->acct, inbox, "zQ", 0, &uids, &n, &error), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(uids[0], 3);
+	free(uids);
+	assert_int_equal(store_search_text(f->acct, inbox, "%", 0, &uids, &n, &error), 0);
+	assert_int_equal(n, 0);
+	free(uids);
+	assert_int_equal(store_search_text(f->acct, inbox, "\"quoted\" \"", 0, &uids, &n,
+	    &error), 0);
+	assert_int_equal(n, 0);
+	free(uids);
+	assert_int_equal(store_search_text(f->acct, inbox, "", 0, &uids, &n, &error), 0);
+	assert_int_equal(n, 3);
+	free(uids);
+	assert_int_equal(store_search_text(f->acct, inbox, "nowhere to be found", 0, &uids,
+	    &n, &error), 0);
+	assert_int_equal(n, 0);
+	free(uids);
+}
+
+/* --- concurrency and notifications ------------------------------------ */
+
+#define CONC_THREADS 8
+#define CONC_MESSAGES 40
+
+struct conc_arg {
+	struct fixture *f;
+	struct store_account *own;
+	int index;
+	uint32_t uids[CONC_MESSAGES];
+};
+
+static void *
+conc_thread(void *p)
+{
+	struct conc_arg *a = p;
+	struct store_writer *w;
+	struct store_target t[2];
+	const char *error;
+	char text[128];
+	int i;
+
+	for (i = 0; i < CONC_MESSAGES; i++) {
+		snprintf(text, sizeof(text), "Subject: t%d m%d\r\n\r\nbody %d %d\r\n", a->index,
+		    i, a->index, i);
+		if (store_writer_new(a->f->store, &w, &error) < 0 ||
+		    store_writer_write(w, text, strlen(text), &error) < 0)
+			return "write";
+		memset(t, 0, sizeof(t));
+		t[0].acct = a->f->acct;
+		t[0].mailbox_name = "INBOX";
+		t[0].flags = i % 2 ? STORE_FLAG_SEEN : 0;
+		t[1].acct = a->own;
+		t[1].mailbox_name = "INBOX";
+		if (store_writer_commit(w, t, 2, &error) != 2)
+			return "commit";
+		a->uids[i] = t[0].uid;
+		if (i > 0 && a->uids[i] <= a->uids[i - 1])
+			return "order";
+		if (t[1].uid != (uint32_t)i + 1)
+			return "own uid";
+		store_writer_free(&w);
+	}
+	return NULL;
+}
+
+static atomic_int notified;
+
+static void
+count_cb(void *ctx)
+{
+	atomic_fetch_add(&notified, 1);
+	(void)ctx;
+}
+
+static void
+test_concurrent(void **state)
+{
+	struct fixture *f = *state;
+	struct conc_arg args[CONC_THREADS];
+	pthread_t th[CONC_THREADS];
+	struct store_watch *watch, *other;
+	struct store_message *msgs;
+	struct store_usage u;
+	struct store_mailbox m;
+	const char *error;
+	void *res;
+	size_t n, i;
+	int k;
+	char seen[CONC_THREADS * CONC_MESSAGES + 1];
+
+	atomic_store(&notified, 0);
+	watch = store_watch_add(f->acct, mailbox_id(f->acct, "INBOX"), count_cb, NULL);
+	other = store_watch_add(f->acct, mailbox_id(f->acct, "Sent"), count_cb, NULL);
+	for (k = 0; k < CONC_THREADS; k++) {
+		args[k].f = f;
+		args[k].index = k;
+		assert_int_equal(store_account_open(f->store, 100 + k, NULL, &args[k].own,
+		    &error), 0);
+		assert_int_equal(pthread_create(&th[k], NULL, conc_thread, &args[k]), 0);
+	}
+	for (k = 0; k < CONC_THREADS; k++) {
+		assert_int_equal(pthread_join(th[k], &res), 0);
+		if (res != NULL)
+			fail_msg("thread %d: %s", k, (const char *)res);
+	}
+	store_watch_remove(&watch);
+	store_watch_remove(&other);
+	assert_null(watch);
+	/* Every batch woke the INBOX watcher at least once; Sent's never. */
+	assert_true(atomic_load(&notified) >= 1);
+	assert_true(atomic_load(&notified) <= CONC_THREADS * CONC_MESSAGES);
+
+	memset(seen, 0, sizeof(seen));
+	assert_int_equal(store_message_list(f->acct, mailbox_id(f->acct, "INBOX"), 1,
+	    UINT32_MAX, &msgs, &n, &error), 0);
+	assert_int_equal(n, CONC_THREADS * CONC_MESSAGES);
+	for (i = 0; i < n; i++) {
+		assert_int_equal(msgs[i].uid, i + 1);
+		assert_true(i == 0 || msgs[i].modseq > msgs[i - 1].modseq);
+		seen[msgs[i].uid] = 1;
+	}
+	store_messages_free(&msgs, n);
+	m = mailbox(f->acct, "INBOX");
+	assert_int_equal(m.messages, CONC_THREADS * CONC_MESSAGES);
+	assert_int_equal(m.unseen, CONC_THREADS * CONC_MESSAGES / 2);
+	assert_int_equal(m.uidnext, CONC_THREADS * CONC_MESSAGES + 1);
+	assert_int_equal(store_account_usage(f->acct, &u, &error), 0);
+	assert_int_equal(u.messages, CONC_THREADS * CONC_MESSAGES);
+	assert_int_equal(u.bytes, m.size);
+	for (k = 0; k < CONC_THREADS; k++) {
+		for (i = 0; i < CONC_MESSAGES; i++)
+			assert_int_equal(seen[args[k].uids[i]], 1);
+		assert_int_equal(mailbox(args[k].own, "INBOX").messages, CONC_MESSAGES);
+		store_account_close(&args[k].own);
+	}
+}
+
+struct slow_watch {
+	atomic_int running, done, calls;
+};
+
+static void
+slow_cb(void *ctx)
+{
+	struct slow_watch *s = ctx;
+
+	atomic_store(&s->running, 1);
+	atomic_fetch_add(&s->calls, 1);
+	usleep(200 * 1000);
+	atomic_store(&s->running, 0);
+	atomic_store(&s->done, 1);
+}
+
+static void *
+notify_thread(void *p)
+{
+	struct fixture *f = p;
+
+	append(f->store, f->acct, "INBOX", msg1, 0, NULL);
+	return NULL;
+}
+
+static void
+test_notifications(void **state)
+{
+	struct fixture *f = *state;
+	struct slow_watch s;
+	struct store_watch *w, *all;
+	pthread_t th;
+	const char *error;
+	uint32_t uid;
+	int i;
+
+	memset(&s, 0, sizeof(s));
+	atomic_store(&notified, 0);
+	w = store_watch_add(f->acct, mailbox_id(f->acct, "INBOX"), slow_cb, &s);
+	all = store_watch_add(f->acct, 0, count_cb, NULL);
+	assert_int_equal(pthread_create(&th, NULL, notify_thread, f), 0);
+	for (i = 0; i < 2000 && !atomic_load(&s.running); i++)
+		usleep(1000);
+	assert_true(atomic_load(&s.running));
+	/* Removal waits for the running callback. */
+	store_watch_remove(&w);
+	assert_false(atomic_load(&s.running));
+	assert_true(atomic_load(&s.done));
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(atomic_load(&notified), 1);
+	/* Not called after removal; account-wide watches see every mailbox and
+	 * every kind of change. */
+	uid = append(f->store, f->acct, "Sent", msg2, 0, NULL);
+	assert_int_equal(atomic_load(&s.calls), 1);
+	assert_int_equal(atomic_load(&notified), 2);
+	assert_int_equal(store_message_set_flags(f->acct, mailbox_id(f->acct, "Sent"), &uid, 1,
+	    STORE_FLAGS_ADD, STORE_FLAG_SEEN, NULL, 0, NULL, NULL, &error), 0);
+	assert_int_equal(atomic_load(&notified), 3);
+	assert_int_equal(store_message_expunge(f->acct, mailbox_id(f->acct, "Sent"), &uid, 1,
+	    &error), 0);
+	assert_int_equal(atomic_load(&notified), 4);
+	assert_int_equal(store_mailbox_create(f->acct, "New", 0, NULL, &error), 0);
+	assert_int_equal(atomic_load(&notified), 5);
+	store_watch_remove(&all);
+	store_watch_remove(&all);
+}
+
+/* --- durability ------------------------------------------------------- */
+
+static atomic_int fsync_fail;
+
+/* fsync_fail 1: every fsync fails; 2: only directories'. */
+static int
+failing_fsync(int fd)
+{
+	struct stat st;
+	int mode = atomic_load(&fsync_fail);
+
+	if (mode == 1 || (mode == 2 && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode))) {
+		errno = EIO;
+		return -1;
+	}
+	return fsync(fd);
+}
+
+static int
+count_files(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int n = 0;
+
+	if (d == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL)
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+static void
+test_fsync_failure(void **state)
+{
+	struct fixture *f = *state;
+	static const enum store_sync_mode modes[] = { STORE_SYNC_WRITER, STORE_SYNC_LEADER,
+	    STORE_SYNC_SYNCFS };
+	struct store_writer *w;
+	struct store_target t;
+	struct store_usage u;
+	const char *error;
+	int64_t inbox = mailbox_id(f->acct, "INBOX");
+	char *dir = xasprintf("%s/mail/1/msg/%lld", f->dir, (long long)inbox);
+	size_t i;
+
+	store_set_fsync(f->store, failing_fsync);
+	for (i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		store_set_sync_mode(f->store, modes[i]);
+		atomic_store(&fsync_fail, 1);
+		assert_int_equal(store_writer_new(f->store, &w, &error), 0);
+		assert_int_equal(store_writer_write(w, msg1, strlen(msg1), &error), 0);
+		memset(&t, 0, sizeof(t));
+		t.acct = f->acct;
+		t.mailbox_id = inbox;
+		assert_int_equal(store_writer_commit(w, &t, 1, &error), -1);
+		assert_int_equal(store_error_code(), STORE_ERR_TEMP);
+		assert_int_equal(t.error, STORE_ERR_TEMP);
+		assert_int_equal(t.uid, 0);
+		store_writer_free(&w);
+		assert_int_equal(mailbox(f->acct, "INBOX").messages, i);
+		assert_int_equal(count_files(dir), (int)i);
+		/* A mailbox operation fails likewise. */
+		assert_int_equal(store_mailbox_create(f->acct, "Failing", 0, NULL, &error), -1);
+		assert_int_equal(store_error_code(), STORE_ERR_TEMP);
+		assert_int_equal(store_mailbox_get(f->acct, "Failing", NULL, &error), 0);
+		atomic_store(&fsync_fail, 0);
+		append(f->store, f->acct, "INBOX", msg1, 0, NULL);
+	}
+	/* The directory's fsync fails after the link was made: the link goes,
+	 * no row is committed; the same for a copy. */
+	store_set_sync_mode(f->store, STORE_SYNC_WRITER);
+	atomic_store(&fsync_fail, 2);
+	assert_int_equal(store_writer_new(f->store, &w, &error), 0);
+	assert_int_equal(store_writer_write(w, msg2, strlen(msg2), &error), 0);
+	memset(&t, 0, sizeof(t));
+	t.acct = f->acct;
+	t.mailbox_name = "INBOX";
+	assert_int_equal(store_writer_commit(w, &t, 1, &error), -1);
+	store_writer_free(&w);
+	{
+		uint32_t uid = 1, *nu = NULL, uv;
+		char *trash = xasprintf("%s/mail/1/msg/%lld", f->dir,
+		    (long long)mailbox_id(f->acct, "Trash"));
+
+		assert_int_equal(store_message_copy(f->acct, inbox, &uid, 1,
+		    mailbox_id(f->acct, "Trash"), 0, &nu, &uv, &error), -1);
+		assert_int_equal(store_error_code(), STORE_ERR_TEMP);
+		assert_int_equal(count_files(trash), 0);
+		assert_int_equal(mailbox(f->acct, "Trash").messages, 0);
+		free(trash);
+	}
+	atomic_store(&fsync_fail, 0);
+	assert_int_equal(store_account_usage(f->acct, &u, &error), 0);
+	assert_int_equal(u.messages, 3);
+	assert_int_equal(mailbox(f->acct, "INBOX").uidnext, 4);
+	assert_int_equal(count_files(dir), 3);
+	store_set_fsync(f->store, NULL);
+	free(dir);
+}
+
+static void
+test_rebuild(void **state)
+{
+	struct fixture *f = *state;
+	struct store_message *before, *after;
+	struct store_mailbox *mb_before, *mb_after;
+	size_t nb, na, nmb, nma, i;
+	const char *error;
+	char *path;
+	uint32_t uids[2] = { 1, 2 }, *nu, uv;
+	int64_t inbox = mailbox_id(f->acct, "INBOX"), work;
+	struct store_usage u;
+
+	assert_int_equal(store_mailbox_create(f->acct, "Work/Projects", 0, &work, &error), 0);
+	append(f->store, f->acct, "INBOX", msg1, STORE_FLAG_SEEN, NULL);
+	append(f->store, f->acct, "INBOX", msg2, 0, NULL);
+	append(f->store, f->acct, "INBOX", msg3, 0, NULL);
+	assert_int_equal(store_message_copy(f->acct, inbox, uids, 2, work, 0, &nu, &uv, &error),
+	    0);
+	free(nu);
+	assert_int_equal(store_message_expunge(f->acct, inbox, uids, 1, &error), 0);
+	assert_int_equal(store_mailbox_subscribe(f->acct, "Junk", 0, &error), 0);
+	assert_int_equal(store_message_list(f->acct, inbox, 1, UINT32_MAX, &before, &nb,
+	    &error), 0);
+	assert_int_equal(store_mailbox_list(f->acct, &mb_before, &nmb, &error), 0);
+	store_account_close(&f->acct);
+
+	path = xasprintf("%s/mail/1/index.db", f->dir);
+	assert_int_equal(unlink(path), 0);
+	free(path);
+	path = xasprintf("%s/mail/1/index.db-wal", f->dir);
+	unlink(path);
+	free(path);
+	path = xasprintf("%s/mail/1/index.db-shm", f->dir);
+	unlink(path);
+	free(path);
+
+	assert_int_equal(store_account_open(f->store, 1, NULL, &f->acct, &error), 0);
+	assert_int_equal(store_mailbox_list(f->acct, &mb_after, &nma, &error), 0);
+	assert_int_equal(nma, nmb);
+	for (i = 0; i < nma; i++) {
+		assert_string_equal(mb_after[i].name, mb_before[i].name);
+		assert_int_equal(mb_after[i].id, mb_before[i].id);
+		assert_int_equal(mb_after[i].uidvalidity, mb_before[i].uidvalidity);
+		assert_int_equal(mb_after[i].special_use, mb_before[i].special_use);
+		assert_int_equal(mb_after[i].subscribed, mb_before[i].subscribed);
+		assert_int_equal(mb_after[i].messages, mb_before[i].messages);
+		assert_int_equal(mb_after[i].size, mb_before[i].size);
+		assert_true(mb_after[i].highestmodseq > mb_before[i].highestmodseq);
+	}
+	store_mailboxes_free(&mb_before, nmb);
+	store_mailboxes_free(&mb_after, nma);
+	assert_int_equal(store_message_list(f->acct, inbox, 1, UINT32_MAX, &after, &na,
+	    &error), 0);
+	assert_int_equal(na, nb);
+	for (i = 0; i < na; i++) {
+		assert_int_equal(after[i].uid, before[i].uid);
+		assert_string_equal(after[i].guid, before[i].guid);
+		assert_int_equal(after[i].size, before[i].size);
+		assert_int_equal(after[i].internaldate, before[i].internaldate);
+	}
+	store_messages_free(&before, nb);
+	store_messages_free(&after, na);
+	assert_int_equal(mailbox(f->acct, "Work/Projects").messages, 2);
+	assert_int_equal(store_account_usage(f->acct, &u, &error), 0);
+	assert_int_equal(u.messages, 4);
+	/* New messages continue after the highest UID. */
+	assert_int_equal(append(f->store, f->acct, "INBOX", msg1, 0, NULL), 4);
+
+	/* A damaged index is set aside and rebuilt. */
+	store_account_close(&f->acct);
+	path = xasprintf("%s/mail/1/index.db", f->dir);
+	{
+		FILE *fp = fopen(path, "r+");
+
+		assert_non_null(fp);
+		fputs("this is not an SQLite database at all....", fp);
+		fclose(fp);
+	}
+	free(path);
+	assert_int_equal(store_account_open(f->store, 1, NULL, &f->acct, &error), 0);
+	assert_int_equal(mailbox(f->acct, "INBOX").messages, 3);
+	assert_int_equal(mailbox(f->acct, "Work/Projects").messages, 2);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_names, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_account_defaults, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mailboxes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_append_read, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_writer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flags, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_copy_move_expunge, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_quota, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_search, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_notifications, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fsync_failure, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rebuild, setup, teardown),
+	};
+
+	/* The failures provoked here log errors: quiet unless asked. */
+	log_open(LOG_TARGET_STDERR, getenv("PETREL_TEST_VERBOSE") != NULL ? LOG_LEVEL_DEBUG :
+	    (enum log_level)(LOG_LEVEL_ERROR + 1));
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
