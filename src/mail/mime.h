@@ -56,7 +56,7 @@ struct mime_summary {
 	/* Part layout, in pre-order (parts[0] is the whole message). */
 	struct mime_part *parts;
 	uint32_t nparts;
-	/* Decoded (charset-converted to UTF-8) header text and text/* parts,
+	/* Decoded (charset-converted to UTF-8) header text and the text parts,
 	 * for the full-text index; at most MIME_TEXT_MAX bytes. */
 	struct buf text;
 	/* RFC 8970 preview: the start of the first text part, UTF-8, at most
