@@ -25,6 +25,7 @@
 #include "directory/directory.h"
 #include "net/server.h"
 #include "proto/proto.h"
+#include "queue/queue.h"
 
 static void
 auth_settings_from(const struct config *cfg, struct auth_settings *s)
@@ -209,10 +210,19 @@ cmd_serve(struct cli *cli, int argc, char **argv)
 		return 1;
 	}
 	free(db);
+	if (queue_open(cfg->data_dir, &ctx.queue, &error) < 0) {
+		log_error(NULL, "event=start-failed reason=\"%s\"", error);
+		fprintf(stderr, "petrel: %s\n", error);
+		free(error);
+		directory_close(&ctx.dir);
+		net_server_free(&srv);
+		return 1;
+	}
 	if (load_secret(cfg, secret, &error) < 0) {
 		log_error(NULL, "event=start-failed reason=\"%s\"", error);
 		fprintf(stderr, "petrel: %s\n", error);
 		free(error);
+		queue_close(&ctx.queue);
 		directory_close(&ctx.dir);
 		net_server_free(&srv);
 		return 1;
@@ -239,6 +249,7 @@ cmd_serve(struct cli *cli, int argc, char **argv)
 	net_server_shutdown(srv, net_server_config(srv)->shutdown_grace_ms);
 	net_server_free(&srv);
 	auth_free(&ctx.auth);
+	queue_close(&ctx.queue);
 	directory_close(&ctx.dir);
 	log_info(NULL, "event=stopped");
 	return 0;

@@ -1,51 +1,40 @@
+/*
+ * The SMTP session: greeting, the command table and the commands that are
+ * not part of a mail transaction (smtp_txn.c has those).
+ */
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include <event2/buffer.h>
+
 #include "auth/auth.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
-#include "net/conn.h"
-#include "proto/proto.h"
-#include "proto/smtp/smtp.h"
+#include "proto/smtp/smtp_internal.h"
 
-enum smtp_state {
-	SMTP_CONNECTED,   /* greeting sent, no EHLO yet */
-	SMTP_READY,       /* EHLO/HELO done */
-	SMTP_AUTH,        /* SASL exchange: reading response lines */
-	SMTP_WAITING,     /* the auth service is working */
-};
-
-struct smtp_session {
-	struct net_conn *conn;
-	struct proto_context *ctx;
-	const struct config *cfg;
-	enum smtp_state state;
-	char *helo;
-	char *user;                      /* after AUTH */
-	struct auth_request *auth;
-	int auth_failures;
-	int errors;
-	unsigned esmtp : 1;
-	unsigned stopping : 1;           /* server shutdown: close when idle */
+/* Command flags. */
+enum {
+	CMD_NEEDS_HELO = 1 << 0,  /* only after EHLO/HELO */
+	CMD_SYNC = 1 << 1,        /* must end a pipelined group (RFC 2920 3.1) */
 };
 
 struct smtp_command {
 	const char *name;
 	void (*handler)(struct smtp_session *s, char *args);
-	int needs_helo;
+	unsigned flags;
 };
 
 static void smtp_process(struct smtp_session *s);
 
-static const char *
+const char *
 smtp_host(struct smtp_session *s)
 {
 	return s->cfg->hostname;
 }
 
-static int
+int
 smtp_is_submission(struct smtp_session *s)
 {
 	enum config_service svc = net_conn_service(s->conn);
@@ -53,22 +42,112 @@ smtp_is_submission(struct smtp_session *s)
 	return svc == SERVICE_SUBMISSION || svc == SERVICE_SUBMISSIONS;
 }
 
-static void
+void
 smtp_reply(struct smtp_session *s, const char *line)
 {
 	net_conn_puts(s->conn, line);
 	net_conn_puts(s->conn, "\r\n");
 }
 
-static void
+void
+smtp_close_conn(struct smtp_session *s)
+{
+	s->closed = 1;
+	net_conn_close(s->conn);
+}
+
+void
 smtp_error(struct smtp_session *s, const char *line)
 {
 	smtp_reply(s, line);
-	if (++s->errors >= SMTP_ERRORS_MAX) {
+	if (++s->errors >= SMTP_ERRORS_MAX && !s->closed) {
 		net_conn_printf(s->conn, "421 4.7.0 %s Too many errors, closing connection\r\n",
 		    smtp_host(s));
-		net_conn_close(s->conn);
+		smtp_close_conn(s);
 	}
+}
+
+/* --- jobs on the worker pool ------------------------------------------- */
+
+struct smtp_job *
+smtp_job_new(struct smtp_session *s)
+{
+	struct smtp_job *job = xcalloc(1, sizeof(*job));
+
+	job->s = s;
+	job->txn = s->txn;
+	job->svc.dir = s->ctx->dir;
+	job->svc.store = s->ctx->store;
+	job->svc.queue = s->ctx->queue;
+	job->svc.hostname = s->cfg->hostname;
+	return job;
+}
+
+static void
+job_work(void *arg)
+{
+	struct smtp_job *job = arg;
+
+	job->work(job);
+}
+
+static void
+job_free(struct smtp_job *job)
+{
+	delivery_rcpt_clear(&job->rcpt);
+	free(job->address);
+	free(job);
+}
+
+static void
+job_done(void *arg)
+{
+	struct smtp_job *job = arg;
+	struct smtp_session *s = job->s;
+
+	if (s == NULL) {
+		/* The client left meanwhile: the transaction is ours to free. */
+		smtp_txn_free(&job->txn, NULL);
+		job_free(job);
+		return;
+	}
+	s->job = NULL;
+	job->done(s, job);
+	job_free(job);
+	if (s->closed || s->job != NULL)
+		return;
+	if (s->stopping && s->state != SMTP_DATA && s->state != SMTP_BDAT) {
+		net_conn_printf(s->conn, "421 4.3.2 %s Service shutting down\r\n", smtp_host(s));
+		smtp_close_conn(s);
+		return;
+	}
+	net_conn_resume(s->conn);
+}
+
+void
+smtp_job_start(struct smtp_session *s, struct smtp_job *job, smtp_job_fn *work,
+    smtp_job_done_fn *done)
+{
+	job->work = work;
+	job->done = done;
+	s->job = job;
+	net_conn_pause(s->conn);
+	net_loop_submit(net_conn_loop(s->conn), job_work, job_done, job);
+}
+
+/* --- commands ---------------------------------------------------------- */
+
+/* A hostname or address literal as EHLO/HELO give it: printable ASCII, no
+ * spaces. What it says is not checked (it goes into Received: as said). */
+static int
+helo_valid(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s != '\0'; s++, n++)
+		if (*s <= ' ' || *s >= 0x7f || *s == '(' || *s == ')')
+			return 0;
+	return n > 0 && n <= SMTP_DOMAIN_MAX;
 }
 
 static void
@@ -76,29 +155,37 @@ cmd_ehlo(struct smtp_session *s, char *args)
 {
 	int tls = net_conn_is_tls(s->conn);
 
-	if (*args == '\0' || strchr(args, ' ') != NULL) {
+	if (!helo_valid(args)) {
 		smtp_error(s, "501 5.5.4 Syntax: EHLO hostname");
 		return;
 	}
+	smtp_txn_reset(s);
 	free(s->helo);
 	s->helo = xstrdup(args);
 	s->esmtp = 1;
 	s->state = SMTP_READY;
 	net_conn_printf(s->conn, "250-%s Hello %s\r\n", smtp_host(s), s->helo);
+	net_conn_puts(s->conn, "250-PIPELINING\r\n");
+	net_conn_printf(s->conn, "250-SIZE %u\r\n", SMTP_MESSAGE_MAX);
+	net_conn_puts(s->conn, "250-8BITMIME\r\n250-SMTPUTF8\r\n250-CHUNKING\r\n"
+	    "250-BINARYMIME\r\n250-DSN\r\n");
 	if (!tls)
 		net_conn_puts(s->conn, "250-STARTTLS\r\n");
 	if (tls && smtp_is_submission(s) && s->user == NULL)
 		net_conn_printf(s->conn, "250-AUTH %s\r\n", auth_mechanisms());
+	if (tls)
+		net_conn_puts(s->conn, "250-REQUIRETLS\r\n");
 	net_conn_puts(s->conn, "250 ENHANCEDSTATUSCODES\r\n");
 }
 
 static void
 cmd_helo(struct smtp_session *s, char *args)
 {
-	if (*args == '\0' || strchr(args, ' ') != NULL) {
+	if (!helo_valid(args)) {
 		smtp_error(s, "501 5.5.4 Syntax: HELO hostname");
 		return;
 	}
+	smtp_txn_reset(s);
 	free(s->helo);
 	s->helo = xstrdup(args);
 	s->esmtp = 0;
@@ -117,6 +204,7 @@ cmd_starttls(struct smtp_session *s, char *args)
 		smtp_error(s, "503 5.5.1 TLS already active");
 		return;
 	}
+	smtp_txn_reset(s);
 	smtp_reply(s, "220 2.0.0 Ready to start TLS");
 	/* Whatever the client pipelined after STARTTLS is discarded. */
 	net_conn_starttls(s->conn);
@@ -135,6 +223,7 @@ smtp_auth_done(void *arg, enum auth_status status, const char *challenge)
 		return;
 	case AUTH_OK:
 		s->user = xstrdup(auth_request_user(s->auth));
+		s->account_id = auth_request_account_id(s->auth);
 		smtp_reply(s, "235 2.7.0 Authentication successful");
 		break;
 	case AUTH_FAILED:
@@ -156,12 +245,12 @@ smtp_auth_done(void *arg, enum auth_status status, const char *challenge)
 	if (s->auth_failures >= s->cfg->auth_max_failures) {
 		net_conn_printf(s->conn, "421 4.7.0 %s Too many authentication failures\r\n",
 		    smtp_host(s));
-		net_conn_close(s->conn);
+		smtp_close_conn(s);
 		return;
 	}
 	if (s->stopping) {
 		net_conn_printf(s->conn, "421 4.3.2 %s Service shutting down\r\n", smtp_host(s));
-		net_conn_close(s->conn);
+		smtp_close_conn(s);
 		return;
 	}
 	net_conn_resume(s->conn);
@@ -186,6 +275,10 @@ cmd_auth(struct smtp_session *s, char *args)
 	}
 	if (!s->esmtp) {
 		smtp_error(s, "503 5.5.1 Send EHLO first");
+		return;
+	}
+	if (s->txn != NULL) {
+		smtp_error(s, "503 5.5.1 AUTH not allowed during a mail transaction");
 		return;
 	}
 	if (*mech == '\0') {
@@ -223,6 +316,7 @@ cmd_rset(struct smtp_session *s, char *args)
 		smtp_error(s, "501 5.5.4 Syntax: RSET");
 		return;
 	}
+	smtp_txn_reset(s);
 	smtp_reply(s, "250 2.0.0 OK");
 }
 
@@ -230,14 +324,14 @@ static void
 cmd_quit(struct smtp_session *s, char *args)
 {
 	net_conn_printf(s->conn, "221 2.0.0 %s Bye\r\n", smtp_host(s));
-	net_conn_close(s->conn);
+	smtp_close_conn(s);
 }
 
 static void
 cmd_help(struct smtp_session *s, char *args)
 {
-	smtp_reply(s, "214 2.0.0 See RFC 5321; commands: EHLO HELO STARTTLS AUTH RSET NOOP "
-	    "VRFY QUIT");
+	smtp_reply(s, "214 2.0.0 See RFC 5321; commands: EHLO HELO STARTTLS AUTH MAIL RCPT "
+	    "DATA BDAT RSET NOOP VRFY QUIT");
 }
 
 static void
@@ -253,29 +347,40 @@ cmd_expn(struct smtp_session *s, char *args)
 	smtp_error(s, "502 5.5.1 EXPN is disabled");
 }
 
-static void
-cmd_transaction(struct smtp_session *s, char *args)
-{
-	/* The mail store and delivery service are not part of this build yet. */
-	smtp_error(s, "502 5.5.1 Mail transactions are not available on this server yet");
-}
-
 static const struct smtp_command smtp_commands[] = {
-	{ "EHLO", cmd_ehlo, 0 },
-	{ "HELO", cmd_helo, 0 },
+	{ "EHLO", cmd_ehlo, CMD_SYNC },
+	{ "HELO", cmd_helo, CMD_SYNC },
 	{ "STARTTLS", cmd_starttls, 0 },
-	{ "AUTH", cmd_auth, 1 },
+	{ "AUTH", cmd_auth, CMD_NEEDS_HELO },
 	{ "NOOP", cmd_noop, 0 },
 	{ "RSET", cmd_rset, 0 },
 	{ "QUIT", cmd_quit, 0 },
 	{ "HELP", cmd_help, 0 },
 	{ "VRFY", cmd_vrfy, 0 },
 	{ "EXPN", cmd_expn, 0 },
-	{ "MAIL", cmd_transaction, 1 },
-	{ "RCPT", cmd_transaction, 1 },
-	{ "DATA", cmd_transaction, 1 },
-	{ "BDAT", cmd_transaction, 1 },
+	{ "MAIL", smtp_cmd_mail, CMD_NEEDS_HELO },
+	{ "RCPT", smtp_cmd_rcpt, CMD_NEEDS_HELO },
+	{ "DATA", smtp_cmd_data, CMD_NEEDS_HELO | CMD_SYNC },
+	{ "BDAT", smtp_cmd_bdat, CMD_NEEDS_HELO },
 };
+
+/* The client sent more after a command that must end a pipelined group,
+ * or pipelined at all without EHLO: it is not speaking SMTP as agreed (or
+ * is trying to smuggle something). */
+static int
+smtp_out_of_sync(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	if (evbuffer_get_length(net_conn_input(s->conn)) == 0)
+		return 0;
+	if (!(cmd->flags & CMD_SYNC) && s->esmtp)
+		return 0;
+	log_info(net_conn_id(s->conn), "event=pipelining-violation ip=%s command=%s",
+	    net_conn_peer_ip(s->conn), cmd->name);
+	net_conn_printf(s->conn, "554 5.5.0 %s SMTP protocol synchronization error "
+	    "(commands sent before the reply)\r\n", smtp_host(s));
+	smtp_close_conn(s);
+	return 1;
+}
 
 static void
 smtp_command(struct smtp_session *s, char *line, size_t len)
@@ -303,11 +408,13 @@ smtp_command(struct smtp_session *s, char *line, size_t len)
 		smtp_error(s, "500 5.5.2 Syntax error, command unrecognized");
 		return;
 	}
+	if (cmd->handler != cmd_quit && smtp_out_of_sync(s, cmd))
+		return;
 	/* Trailing spaces are not part of the arguments. */
 	n = strlen(args);
 	while (n > 0 && args[n - 1] == ' ')
 		args[--n] = '\0';
-	if (cmd->needs_helo && s->state == SMTP_CONNECTED) {
+	if ((cmd->flags & CMD_NEEDS_HELO) && s->state == SMTP_CONNECTED) {
 		smtp_error(s, "503 5.5.1 Send EHLO first");
 		return;
 	}
@@ -321,9 +428,17 @@ smtp_process(struct smtp_session *s)
 	size_t len;
 	int r;
 
-	while (s->state != SMTP_WAITING) {
-		size_t max = s->state == SMTP_AUTH ? SMTP_AUTH_LINE_MAX : SMTP_LINE_MAX;
+	while (!s->closed) {
+		size_t max;
 
+		if (s->state == SMTP_WAITING || s->state == SMTP_PREGREET || s->job != NULL)
+			return;
+		if (s->state == SMTP_DATA || s->state == SMTP_BDAT) {
+			if (!smtp_message_read(s))
+				return;
+			continue;
+		}
+		max = s->state == SMTP_AUTH ? SMTP_AUTH_LINE_MAX : SMTP_LINE_MAX;
 		r = net_conn_read_line(s->conn, max, &line, &len);
 		if (r == 0)
 			return;
@@ -347,6 +462,27 @@ smtp_process(struct smtp_session *s)
 	}
 }
 
+/* --- the connection ---------------------------------------------------- */
+
+static void
+smtp_greet(struct smtp_session *s)
+{
+	s->state = SMTP_CONNECTED;
+	net_conn_printf(s->conn, "220 %s ESMTP Petrel\r\n", smtp_host(s));
+}
+
+static void
+smtp_pregreet_over(void *arg)
+{
+	struct smtp_session *s = arg;
+
+	if (s->state != SMTP_PREGREET || s->closed)
+		return;
+	smtp_pregreet_pass(net_conn_peer_ip(s->conn));
+	smtp_greet(s);
+	net_conn_resume(s->conn);
+}
+
 static void *
 smtp_open(struct net_conn *conn)
 {
@@ -355,9 +491,16 @@ smtp_open(struct net_conn *conn)
 	s->conn = conn;
 	s->ctx = net_conn_app(conn);
 	s->cfg = net_conn_config(conn);
-	s->state = SMTP_CONNECTED;
 	net_conn_set_timeout(conn, s->cfg->timeout_smtp_ms);
-	net_conn_printf(conn, "220 %s ESMTP Petrel\r\n", smtp_host(s));
+	if (net_conn_service(conn) == SERVICE_MX &&
+	    !smtp_pregreet_passed(net_conn_peer_ip(conn))) {
+		/* Input is looked at (and refused) when it comes, not read. */
+		s->state = SMTP_PREGREET;
+		s->timer = net_timer_new(net_conn_loop(conn), smtp_pregreet_over, s);
+		net_timer_start(s->timer, SMTP_PREGREET_MS);
+		return s;
+	}
+	smtp_greet(s);
 	return s;
 }
 
@@ -368,6 +511,14 @@ smtp_event(void *arg, enum net_event ev)
 
 	switch (ev) {
 	case NET_EV_INPUT:
+		if (s->state == SMTP_PREGREET) {
+			log_info(net_conn_id(s->conn), "event=pregreet ip=%s",
+			    net_conn_peer_ip(s->conn));
+			net_conn_printf(s->conn, "554 5.5.0 %s SMTP protocol error: client "
+			    "talked before the greeting\r\n", smtp_host(s));
+			smtp_close_conn(s);
+			return;
+		}
 		smtp_process(s);
 		break;
 	case NET_EV_TLS_READY:
@@ -380,14 +531,14 @@ smtp_event(void *arg, enum net_event ev)
 	case NET_EV_TIMEOUT:
 		net_conn_printf(s->conn, "421 4.4.2 %s Timeout exceeded, closing connection\r\n",
 		    smtp_host(s));
-		net_conn_close(s->conn);
+		smtp_close_conn(s);
 		break;
 	case NET_EV_SHUTDOWN:
 		s->stopping = 1;
-		if (s->state != SMTP_WAITING) {
+		if (s->state != SMTP_WAITING && s->job == NULL) {
 			net_conn_printf(s->conn, "421 4.3.2 %s Service shutting down\r\n",
 			    smtp_host(s));
-			net_conn_close(s->conn);
+			smtp_close_conn(s);
 		}
 		break;
 	case NET_EV_DRAINED:
@@ -400,6 +551,13 @@ smtp_close(void *arg)
 {
 	struct smtp_session *s = arg;
 
+	if (s->job != NULL) {
+		/* The job finishes on its own and frees the transaction. */
+		s->job->s = NULL;
+		s->txn = NULL;
+	}
+	smtp_txn_free(&s->txn, NULL);
+	net_timer_free(&s->timer);
 	auth_request_free(&s->auth);
 	free(s->helo);
 	free(s->user);

@@ -1,0 +1,106 @@
+"""Helpers of the SMTP end-to-end tests: reading what was delivered (through
+`petrel message list/show`) and what was queued (the spool's envelopes)."""
+import json
+import os
+import re
+import subprocess
+import time
+
+import pytest
+
+from conftest import DEMO_PASSWORD, DEMO_USER, PETREL_BIN, plain_response
+
+
+def inbox(p, address, mailbox="INBOX"):
+    """The messages of an account's mailbox, as bytes, in UID order."""
+    r = p.cli("message", "list", address, "--mailbox", mailbox, json=True, expect=None)
+    if r.returncode != 0 and ("unknown command" in r.stderr or "usage" in r.stderr.lower()):
+        pytest.skip("`petrel message list` is not available in this build")
+    assert r.returncode == 0, r.stderr
+    msgs = json.loads(r.stdout)["messages"]
+    out = []
+    for m in msgs:
+        s = subprocess.run([PETREL_BIN, "-c", str(p.conf), "message", "show", address,
+                            str(m["uid"]), "--mailbox", mailbox], capture_output=True,
+                           timeout=60)
+        assert s.returncode == 0, s.stderr
+        out.append(s.stdout)
+    return out
+
+
+def inbox_count(p, address):
+    r = p.cli("message", "list", address, json=True, expect=None)
+    if r.returncode != 0 and ("unknown command" in r.stderr or "usage" in r.stderr.lower()):
+        pytest.skip("`petrel message list` is not available in this build")
+    assert r.returncode == 0, r.stderr
+    return len(json.loads(r.stdout)["messages"])
+
+
+def xtext_decode(s):
+    return re.sub(r"\+([0-9A-F]{2})", lambda m: chr(int(m.group(1), 16)), s)
+
+
+def queued(p):
+    """The queue's envelopes as dicts (keys as in the file; "rcpt" a list of
+    dicts)."""
+    envdir = p.dir / "queue" / "env"
+    out = []
+    if not envdir.exists():
+        return out
+    for f in sorted(envdir.iterdir()):
+        env = {"rcpt": [], "id": f.name}
+        for line in f.read_text().splitlines():
+            key, _, val = line.partition(" ")
+            if key == "rcpt":
+                env["rcpt"].append({k: xtext_decode(v) for k, v in
+                                    (kv.split("=", 1) for kv in val.split(" "))})
+            else:
+                env[key] = xtext_decode(val)
+        env["message"] = (p.dir / "queue" / "msg" / f.name).read_bytes()
+        out.append(env)
+    return out
+
+
+def wait_count(fn, want, timeout=10):
+    deadline = time.monotonic() + timeout
+    while True:
+        n = fn()
+        if n == want or time.monotonic() > deadline:
+            return n
+        time.sleep(0.05)
+
+
+def message(subject="test", frm="sender@remote.test", to=DEMO_USER, body="hello\r\n",
+            extra=""):
+    return ("From: %s\r\nTo: %s\r\nSubject: %s\r\n%s\r\n%s" % (frm, to, subject, extra,
+                                                                body))
+
+
+def mx_session(p, source=None, helo="client.test"):
+    """An EHLO'd plaintext MX session."""
+    c = p.connect("mx", source=source)
+    code, _ = c.smtp_reply()
+    assert code == 220
+    c.ehlo(helo)
+    return c
+
+
+def send_data(c, text):
+    """DATA with dot-stuffing; returns the final reply."""
+    code, lines = c.smtp("DATA")
+    assert code == 354, lines
+    if isinstance(text, str):
+        text = text.encode()
+    lines_ = text.split(b"\r\n")
+    stuffed = b"\r\n".join(b"." + l if l.startswith(b".") else l for l in lines_)
+    if not stuffed.endswith(b"\r\n"):
+        stuffed += b"\r\n"
+    c.send(stuffed + b".\r\n")
+    return c.smtp_reply()
+
+
+def submission_session(p, service="submission", user=DEMO_USER, password=DEMO_PASSWORD):
+    c = p.smtp_tls(service)
+    code, lines = c.smtp("AUTH PLAIN " + plain_response(user, password))
+    assert code == 235, lines
+    return c
