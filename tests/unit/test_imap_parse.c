@@ -18,8 +18,9 @@
 #include "core/xmalloc.h"
 #include "proto/imap/imap_parse.h"
 
-static const struct imap_parse_limits default_limits = { 8192, 64, 8 };
-static const struct imap_parse_limits small_limits = { 64, 4, 2 };
+static const struct imap_parse_limits default_limits = { 8192, 64, 8, 0 };
+static const struct imap_parse_limits small_limits = { 64, 4, 2, 0 };
+static const struct imap_parse_limits stream_limits = { 64, 16, 2, 1 };
 
 struct parse_case {
 	const char *input;
@@ -119,6 +120,19 @@ run(const struct parse_case *c, const size_t *split, size_t nsplit)
 			}
 			buf_puts(&out, "; ");
 			break;
+		case IMAP_PARSE_STREAM: {
+			/* The caller reads the literal itself: skip its bytes. */
+			size_t n = imap_parser_stream_size(p);
+
+			cmd = imap_parser_command(p);
+			buf_printf(&out, "S%zu%s(%s %u) ", n,
+			    imap_parser_stream_sync(p) ? "" : "+", cmd->name, cmd->nargs);
+			assert_int_equal(imap_parse(p, "x", 1, &used), IMAP_PARSE_STREAM);
+			assert_int_equal(used, 0);
+			pos += n < len - pos ? n : len - pos;
+			imap_parser_stream_done(p);
+			break;
+		}
 		case IMAP_PARSE_ERROR:
 			err = imap_parser_error(p, &fatal);
 			assert_non_null(err);
@@ -250,6 +264,39 @@ test_lists(void **state)
 		{ "c2 X a)\r\n", 0, "ERR(c2):Unexpected ); ", NULL },
 		{ "c3 X (a)(b)\r\n", 0, "ERR(c3):Missing space between arguments; ", NULL },
 		{ "c4 X (a \r\n", 0, "ERR(c4):Missing ); ", NULL },
+	};
+
+	CHECK_ALL(cases);
+}
+
+/* APPEND's message literals go to the caller, whatever their size. */
+static void
+test_stream(void **state)
+{
+	static const struct parse_case cases[] = {
+		{ "a1 APPEND INBOX {5}\r\nhello\r\n", 0,
+		    "S5(APPEND 2) a1 APPEND a:INBOX l:; ", &stream_limits },
+		{ "a2 APPEND INBOX (\\Seen) \"1-Jan-2020 00:00:00 +0000\" {3+}\r\nabc\r\n", 0,
+		    "S3+(APPEND 4) a2 APPEND a:INBOX (a:\\Seen) q:1-Jan-2020 00:00:00 +0000 l:; ",
+		    &stream_limits },
+		/* Bigger than command_max: still streamed. */
+		{ "a3 APPEND INBOX {100000}\r\n", 0, "S100000(APPEND 2) MORE", &stream_limits },
+		/* The mailbox itself is an ordinary literal. */
+		{ "a4 APPEND {5}\r\nINBOX {2}\r\nhi\r\n", 0,
+		    "+ S2(APPEND 2) a4 APPEND l:INBOX l:; ", &stream_limits },
+		/* MULTIAPPEND: two messages. */
+		{ "a5 APPEND INBOX {1}\r\nx {1}\r\ny\r\n", 0,
+		    "S1(APPEND 2) S1(APPEND 3) a5 APPEND a:INBOX l: l:; ", &stream_limits },
+		/* Other commands, and no streaming without the limit flag. */
+		{ "a6 LOGIN {1}\r\nx y\r\n", 0, "+ a6 LOGIN l:x a:y; ", &stream_limits },
+		{ "a7 APPEND INBOX {2}\r\nhi\r\n", 0, "+ a7 APPEND a:INBOX l:hi; ", NULL },
+		/* Sizes past 32 bits. */
+		{ "c1 APPEND INBOX {4294967296}\r\nc2 NOOP\r\n", 0,
+		    "ERR(c1):Invalid literal size; c2 NOOP; ", &stream_limits },
+		{ "c3 APPEND INBOX {4294967295}\r\n", 0, "S4294967295(APPEND 2) MORE",
+		    &stream_limits },
+		{ "c4 APPEND INBOX {99999999999}\r\nc5 NOOP\r\n", 0,
+		    "ERR(c4):Invalid literal; c5 NOOP; ", &stream_limits },
 	};
 
 	CHECK_ALL(cases);
@@ -495,6 +542,7 @@ main(void)
 		cmocka_unit_test(test_quoted),
 		cmocka_unit_test(test_lists),
 		cmocka_unit_test(test_literals),
+		cmocka_unit_test(test_stream),
 		cmocka_unit_test(test_tags),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_literal_minus_max),

@@ -28,6 +28,7 @@ enum imap_parse_state {
 	PS_LIT_DATA,
 	PS_SKIP,                /* a bad command: discard up to the line end */
 	PS_SKIP_LITERAL,        /* discard a non-synchronizing literal's bytes */
+	PS_STREAM,              /* STREAM was returned: the caller reads */
 	PS_FINISHED,            /* DONE or ERROR was returned */
 	PS_FATAL,
 };
@@ -54,6 +55,7 @@ struct imap_parser {
 	unsigned literal_sync : 1;
 	unsigned have_tag : 1;
 	unsigned have_name : 1;
+	unsigned streaming : 1;         /* the literal being read is streamed */
 
 	char tag[IMAP_TAG_MAX + 1];
 	size_t tag_len;
@@ -118,6 +120,7 @@ imap_parser_clear(struct imap_parser *p)
 	p->literal_sync = 0;
 	p->have_tag = 0;
 	p->have_name = 0;
+	p->streaming = 0;
 	p->tag_len = 0;
 	p->tag[0] = '\0';
 	p->name_len = 0;
@@ -236,8 +239,9 @@ imap_arg_end_value(struct imap_parser *p)
 	p->state = PS_ARG_END;
 }
 
+/* Fills in the pointers of the arguments read so far. */
 static void
-imap_parse_finish(struct imap_parser *p, enum imap_parse_result *r)
+imap_parse_link(struct imap_parser *p)
 {
 	unsigned i;
 
@@ -252,6 +256,12 @@ imap_parse_finish(struct imap_parser *p, enum imap_parse_result *r)
 	p->cmd.name = p->name;
 	p->cmd.args = p->top_first >= 0 ? &p->args[p->top_first] : NULL;
 	p->cmd.nargs = p->top_count;
+}
+
+static void
+imap_parse_finish(struct imap_parser *p, enum imap_parse_result *r)
+{
+	imap_parse_link(p);
 	p->state = PS_FINISHED;
 	*r = IMAP_PARSE_DONE;
 }
@@ -449,6 +459,10 @@ imap_parse_arg_start(struct imap_parser *p, unsigned char c, enum imap_parse_res
 		p->state = PS_QUOTED;
 		return 1;
 	case '{':
+		/* APPEND mailbox [flags] [date] literal: any literal after the
+		 * mailbox at the top level is a message. */
+		p->streaming = p->limits.stream_append && p->depth == 0 &&
+		    p->top_count >= 1 && strcasecmp(p->name, "APPEND") == 0;
 		if (imap_arg_new(p, IMAP_ARG_LITERAL) < 0)
 			return 0;
 		p->literal_len = 0;
@@ -526,6 +540,17 @@ imap_parse_literal_announced(struct imap_parser *p, enum imap_parse_result *r)
 		imap_parse_fatal(p, "[TOOBIG] Non-synchronizing literal too big", r);
 		return 1;
 	}
+	if (p->literal_len > UINT32_MAX) {
+		if (!p->literal_sync)
+			imap_parse_fatal(p, "Invalid literal size", r);
+		else
+			imap_parse_error(p, "Invalid literal size");
+		return 1;
+	}
+	if (p->streaming) {
+		p->state = PS_LIT_CLOSE;
+		return 1;
+	}
 	/* The CRLF that ends the announcement must fit as well. */
 	if (room < 2 || p->literal_len > room - 2) {
 		if (!p->literal_sync) {
@@ -565,6 +590,14 @@ imap_parse_literal_header(struct imap_parser *p, unsigned char c, enum imap_pars
 		break;
 	case PS_LIT_CLOSE:
 		if (c == '\n') {
+			if (p->streaming) {
+				/* The literal's (empty) value must be a string. */
+				buf_reserve(&p->values, 1);
+				imap_parse_link(p);
+				p->state = PS_STREAM;
+				*r = IMAP_PARSE_STREAM;
+				return 1;
+			}
 			p->literal_left = (size_t)p->literal_len;
 			if (p->literal_left == 0)
 				imap_arg_end_value(p);
@@ -623,6 +656,7 @@ imap_parse_byte(struct imap_parser *p, unsigned char c, enum imap_parse_result *
 	case PS_LIT_DATA:
 	case PS_SKIP:
 	case PS_SKIP_LITERAL:
+	case PS_STREAM:
 	case PS_FINISHED:
 	case PS_FATAL:
 		break;
@@ -671,9 +705,9 @@ imap_parse(struct imap_parser *p, const void *data, size_t len, size_t *consumed
 	enum imap_parse_result r = IMAP_PARSE_MORE;
 	size_t i = 0;
 
-	if (p->state == PS_FATAL) {
+	if (p->state == PS_FATAL || p->state == PS_STREAM) {
 		*consumed_r = 0;
-		return IMAP_PARSE_ERROR;
+		return p->state == PS_FATAL ? IMAP_PARSE_ERROR : IMAP_PARSE_STREAM;
 	}
 	if (p->state == PS_FINISHED)
 		imap_parser_clear(p);
@@ -711,6 +745,27 @@ imap_parser_error(const struct imap_parser *p, int *fatal_r)
 	if (fatal_r != NULL)
 		*fatal_r = p->state == PS_FATAL;
 	return p->error;
+}
+
+size_t
+imap_parser_stream_size(const struct imap_parser *p)
+{
+	return p->state == PS_STREAM ? (size_t)p->literal_len : 0;
+}
+
+int
+imap_parser_stream_sync(const struct imap_parser *p)
+{
+	return p->literal_sync;
+}
+
+void
+imap_parser_stream_done(struct imap_parser *p)
+{
+	if (p->state != PS_STREAM)
+		return;
+	p->streaming = 0;
+	imap_arg_end_value(p);
 }
 
 size_t

@@ -9,6 +9,8 @@
  * synchronizing literal, or is bad. Feeding a command in one piece or one
  * byte at a time gives the same result.
  *
+ * A literal's length must fit in 32 bits (RFC 9051 number).
+ *
  * Every length and count the client controls has a limit; past it the
  * command is bad, and the parser discards the rest of the line so that the
  * next command starts in sync. A non-synchronizing literal that is too big
@@ -33,6 +35,9 @@ struct imap_parse_limits {
 	size_t command_max;     /* bytes of a command: lines, line ends, literals */
 	unsigned args_max;      /* arguments, list elements included */
 	unsigned depth_max;     /* nesting of parenthesized lists */
+	/* Hand APPEND's message literals to the caller (IMAP_PARSE_STREAM)
+	 * instead of reading them; they do not count toward command_max. */
+	unsigned stream_append;
 };
 
 enum imap_parse_result {
@@ -41,6 +46,9 @@ enum imap_parse_result {
 	IMAP_PARSE_LITERAL,     /* a synchronizing literal was announced: send a
 	                         * continuation request, then feed its bytes */
 	IMAP_PARSE_ERROR,       /* a bad command: see imap_parser_error() */
+	IMAP_PARSE_STREAM,      /* a message literal of APPEND was announced:
+	                         * the caller reads its bytes itself, then calls
+	                         * imap_parser_stream_done() */
 };
 
 enum imap_arg_type {
@@ -94,6 +102,14 @@ const char *imap_parser_name(const struct imap_parser *p);
 /* After ERROR: a message safe to send to the client ("Invalid tag"), and
  * whether the session cannot resynchronize and must hang up. */
 const char *imap_parser_error(const struct imap_parser *p, int *fatal_r);
+/* After STREAM: the literal's length and whether it is synchronizing (the
+ * caller then sends the continuation request, or refuses and resets).
+ * imap_parser_command() gives the command so far; its last argument is the
+ * literal, empty. Until imap_parser_stream_done(), imap_parse() consumes
+ * nothing and returns STREAM again. */
+size_t imap_parser_stream_size(const struct imap_parser *p);
+int imap_parser_stream_sync(const struct imap_parser *p);
+void imap_parser_stream_done(struct imap_parser *p);
 /* Bytes of literal data the parser is waiting for: the caller reads them
  * as raw bytes rather than as lines. */
 size_t imap_parser_literal_left(const struct imap_parser *p);

@@ -1,3 +1,9 @@
+/*
+ * The IMAP session: reading commands, the command table, running commands
+ * on the worker pool, and the end of every command (view updates, then the
+ * tagged reply).
+ */
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -8,51 +14,11 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
-#include "net/conn.h"
-#include "proto/imap/imap.h"
-#include "proto/imap/imap_parse.h"
-#include "proto/proto.h"
-
-enum imap_state {
-	IMAP_NOT_AUTHENTICATED,
-	IMAP_AUTHENTICATED,
-	IMAP_SASL,              /* AUTHENTICATE: reading response lines */
-	IMAP_WAITING,           /* the auth service is working */
-};
-
-/* The states a command is valid in (RFC 3501 section 6). The selected
- * state needs the mail store, so it is never entered yet. */
-#define IMAP_IN_NOT_AUTH 0x01
-#define IMAP_IN_AUTH 0x02
-#define IMAP_IN_SELECTED 0x04
-#define IMAP_IN_ANY (IMAP_IN_NOT_AUTH | IMAP_IN_AUTH | IMAP_IN_SELECTED)
-/* Only under TLS (RFC 3501 section 11.1: LOGINDISABLED). */
-#define IMAP_NEEDS_TLS 0x10
-/* Needs the mail store: answered NO [UNAVAILABLE] for now. */
-#define IMAP_NEEDS_STORE 0x20
-
-#define IMAP_UNAVAILABLE "NO [UNAVAILABLE] Mailbox access is not available on this server yet"
-
-struct imap_session {
-	struct net_conn *conn;
-	struct proto_context *ctx;
-	const struct config *cfg;
-	enum imap_state state;
-	struct imap_parser *parser;
-	char *user;                     /* after login */
-	struct auth_request *auth;
-	char *auth_tag;                 /* of the LOGIN or AUTHENTICATE under way */
-	int auth_failures;
-	int errors;
-	unsigned closing : 1;           /* said goodbye: read nothing more */
-	unsigned tls_starting : 1;      /* STARTTLS accepted, handshake to come */
-	unsigned stopping : 1;          /* server shutdown: close when idle */
-};
+#include "proto/imap/imap_private.h"
 
 struct imap_verb {
 	const char *name;
-	/* NULL for commands imap_verb_check() always refuses. */
-	void (*handler)(struct imap_session *s, const struct imap_command *cmd);
+	void (*handler)(struct imap_session *s, const struct imap_cmd *cmd);
 	int flags;
 };
 
@@ -66,9 +32,53 @@ static const struct imap_parse_limits imap_limits = {
 	.command_max = IMAP_COMMAND_MAX,
 	.args_max = IMAP_ARGS_MAX,
 	.depth_max = IMAP_DEPTH_MAX,
+	.stream_append = 1,
 };
 
-static void
+#define S IMAP_NEEDS_STORE
+static const struct imap_verb imap_verbs[] = {
+	{ "CAPABILITY", imap_cmd_capability, IMAP_IN_ANY },
+	{ "NOOP", imap_cmd_noop, IMAP_IN_ANY },
+	{ "LOGOUT", imap_cmd_logout, IMAP_IN_ANY },
+	{ "ID", imap_cmd_id, IMAP_IN_ANY },
+	{ "STARTTLS", imap_cmd_starttls, IMAP_IN_NOT_AUTH },
+	{ "LOGIN", imap_cmd_login, IMAP_IN_NOT_AUTH | IMAP_NEEDS_TLS },
+	{ "AUTHENTICATE", imap_cmd_authenticate, IMAP_IN_NOT_AUTH | IMAP_NEEDS_TLS },
+	/* Authenticated state. */
+	{ "ENABLE", imap_cmd_enable, IMAP_IN_AUTH | S },
+	{ "SELECT", imap_cmd_select, IMAP_IN_LOGGED | S },
+	{ "EXAMINE", imap_cmd_examine, IMAP_IN_LOGGED | S },
+	{ "CREATE", imap_cmd_create, IMAP_IN_LOGGED | S },
+	{ "DELETE", imap_cmd_delete, IMAP_IN_LOGGED | S },
+	{ "RENAME", imap_cmd_rename, IMAP_IN_LOGGED | S },
+	{ "SUBSCRIBE", imap_cmd_subscribe, IMAP_IN_LOGGED | S },
+	{ "UNSUBSCRIBE", imap_cmd_unsubscribe, IMAP_IN_LOGGED | S },
+	{ "LIST", imap_cmd_list, IMAP_IN_LOGGED | S },
+	{ "LSUB", imap_cmd_lsub, IMAP_IN_LOGGED | S },
+	{ "NAMESPACE", imap_cmd_namespace, IMAP_IN_LOGGED | S },
+	{ "STATUS", imap_cmd_status, IMAP_IN_LOGGED | S },
+	{ "APPEND", imap_cmd_append, IMAP_IN_LOGGED | S },
+	{ "IDLE", imap_cmd_idle, IMAP_IN_LOGGED | S },
+	{ "GETQUOTA", imap_cmd_getquota, IMAP_IN_LOGGED | S },
+	{ "GETQUOTAROOT", imap_cmd_getquotaroot, IMAP_IN_LOGGED | S },
+	{ "SETQUOTA", imap_cmd_setquota, IMAP_IN_LOGGED | S },
+	/* Selected state. */
+	{ "CHECK", imap_cmd_noop, IMAP_IN_SELECTED | S },
+	{ "CLOSE", imap_cmd_close, IMAP_IN_SELECTED | S },
+	{ "UNSELECT", imap_cmd_unselect, IMAP_IN_SELECTED | S },
+	{ "EXPUNGE", imap_cmd_expunge, IMAP_IN_SELECTED | S | IMAP_HAS_UID },
+	{ "SEARCH", imap_cmd_search, IMAP_IN_SELECTED | S | IMAP_NO_EXPUNGE | IMAP_HAS_UID },
+	{ "FETCH", imap_cmd_fetch, IMAP_IN_SELECTED | S | IMAP_NO_EXPUNGE | IMAP_HAS_UID },
+	{ "STORE", imap_cmd_store, IMAP_IN_SELECTED | S | IMAP_NO_EXPUNGE | IMAP_HAS_UID },
+	{ "COPY", imap_cmd_copy, IMAP_IN_SELECTED | S | IMAP_HAS_UID },
+	{ "MOVE", imap_cmd_move, IMAP_IN_SELECTED | S | IMAP_HAS_UID },
+	{ "UID", NULL, IMAP_IN_SELECTED | S },
+};
+#undef S
+
+/* --- replies ------------------------------------------------------------ */
+
+void
 imap_close(struct imap_session *s, const char *text)
 {
 	net_conn_printf(s->conn, "* BYE %s\r\n", text);
@@ -76,13 +86,7 @@ imap_close(struct imap_session *s, const char *text)
 	s->closing = 1;
 }
 
-static void
-imap_reply(struct imap_session *s, const char *tag, const char *text)
-{
-	net_conn_printf(s->conn, "%s %s\r\n", tag != NULL ? tag : "*", text);
-}
-
-/* A BAD reply; too many of them and we hang up. */
+/* A BAD reply outside a running command; too many and we hang up. */
 static void
 imap_bad(struct imap_session *s, const char *tag, const char *text)
 {
@@ -91,14 +95,19 @@ imap_bad(struct imap_session *s, const char *tag, const char *text)
 		imap_close(s, "Too many errors");
 }
 
-static int
-imap_state_mask(struct imap_session *s)
+int
+imap_utf8_mode(const struct imap_session *s)
 {
-	return s->user != NULL ? IMAP_IN_AUTH : IMAP_IN_NOT_AUTH;
+	return (s->enabled & (IMAP_ENABLED_REV2 | IMAP_ENABLED_UTF8)) != 0;
 }
 
-/* The capabilities for the session's state, without the leading space. */
-static void
+int
+imap_rev2(const struct imap_session *s)
+{
+	return (s->enabled & IMAP_ENABLED_REV2) != 0;
+}
+
+void
 imap_capability(struct imap_session *s, struct buf *out)
 {
 	const char *mechs, *end;
@@ -106,6 +115,10 @@ imap_capability(struct imap_session *s, struct buf *out)
 	buf_puts(out, "IMAP4rev1");
 	if (s->user != NULL) {
 		buf_puts(out, " LITERAL- ID");
+		if (s->acct != NULL)
+			buf_puts(out, " ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN"
+			    " SPECIAL-USE CONDSTORE LIST-EXTENDED LIST-STATUS STATUS=SIZE"
+			    " QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE UTF8=ACCEPT ESEARCH");
 		return;
 	}
 	buf_puts(out, " SASL-IR LITERAL- ID");
@@ -122,259 +135,203 @@ imap_capability(struct imap_session *s, struct buf *out)
 	}
 }
 
-static void
-cmd_capability(struct imap_session *s, const struct imap_command *cmd)
-{
-	struct buf caps = BUF_INIT;
+/* --- the end of a command ------------------------------------------------ */
 
-	if (cmd->nargs != 0) {
-		imap_bad(s, cmd->tag, "Syntax: CAPABILITY");
-		return;
-	}
-	imap_capability(s, &caps);
-	net_conn_printf(s->conn, "* CAPABILITY %s\r\n", buf_cstr(&caps));
-	imap_reply(s, cmd->tag, "OK CAPABILITY completed");
-	buf_free(&caps);
+static void
+imap_finish_write(struct imap_session *s)
+{
+	if (s->tag != NULL && s->conn != NULL && !s->closing)
+		net_conn_printf(s->conn, "%s\r\n", s->tag);
+	xfree(&s->tag);
+	s->cmd_flags = 0;
+	s->input = IMAP_INPUT_COMMAND;
 }
 
-static void
-cmd_noop(struct imap_session *s, const struct imap_command *cmd)
+/* s->tag holds the whole tagged line from here on. */
+void
+imap_finish(struct imap_session *s, const char *fmt, ...)
 {
-	if (cmd->nargs != 0) {
-		imap_bad(s, cmd->tag, "Syntax: NOOP");
+	struct buf line = BUF_INIT;
+	va_list ap;
+	int expunge_ok = (s->cmd_flags & IMAP_NO_EXPUNGE) == 0;
+
+	buf_printf(&line, "%s ", s->tag != NULL ? s->tag : "*");
+	va_start(ap, fmt);
+	buf_vprintf(&line, fmt, ap);
+	va_end(ap);
+	free(s->tag);
+	s->tag = buf_steal(&line);
+	if (s->view != NULL && s->state == IMAP_STATE_SELECTED && !s->closing) {
+		imap_view_sync(s, (s->cmd_flags & IMAP_SYNC_FORCE) != 0, expunge_ok,
+		    imap_finish_write);
 		return;
 	}
-	imap_reply(s, cmd->tag, "OK NOOP completed");
+	imap_finish_write(s);
 }
 
-static void
-cmd_logout(struct imap_session *s, const struct imap_command *cmd)
+void
+imap_finish_bad(struct imap_session *s, const char *text)
 {
-	if (cmd->nargs != 0) {
-		imap_bad(s, cmd->tag, "Syntax: LOGOUT");
+	if (++s->errors >= IMAP_ERRORS_MAX) {
+		net_conn_printf(s->conn, "%s BAD %s\r\n", s->tag, text);
+		xfree(&s->tag);
+		imap_close(s, "Too many errors");
 		return;
 	}
-	net_conn_puts(s->conn, "* BYE Logging out\r\n");
-	imap_reply(s, cmd->tag, "OK LOGOUT completed");
-	net_conn_close(s->conn);
-	s->closing = 1;
+	s->cmd_flags |= IMAP_NO_EXPUNGE;
+	imap_finish(s, "BAD %s", text);
 }
 
-/* RFC 2971: checks the client's list, logs who it is, says who we are. */
-static void
-cmd_id(struct imap_session *s, const struct imap_command *cmd)
+void
+imap_result_fail(struct imap_result *r, const char *error)
 {
-	const struct imap_arg *list = cmd->args, *key, *val;
-	const char *name = NULL, *version = NULL;
-	char qname[64], qversion[64];
-
-	if (cmd->nargs != 1 || (!imap_arg_is_nil(list) && list->type != IMAP_ARG_LIST)) {
-		imap_bad(s, cmd->tag, "Syntax: ID (field value ...) or ID NIL");
-		return;
-	}
-	if (list->type == IMAP_ARG_LIST) {
-		if (list->count % 2 != 0 || list->count / 2 > IMAP_ID_PAIRS_MAX) {
-			imap_bad(s, cmd->tag, "Invalid ID list");
-			return;
-		}
-		for (key = list->list; key != NULL; key = val->next) {
-			val = key->next;
-			if (!imap_arg_is_astring(key) || imap_arg_is_nil(key) ||
-			    key->len > IMAP_ID_STRING_MAX ||
-			    (!imap_arg_is_string(val) && !imap_arg_is_nil(val)) ||
-			    val->len > IMAP_ID_STRING_MAX) {
-				imap_bad(s, cmd->tag, "Invalid ID list");
-				return;
-			}
-			if (imap_arg_is_nil(val))
-				continue;
-			if (strcasecmp(key->str, "name") == 0)
-				name = val->str;
-			else if (strcasecmp(key->str, "version") == 0)
-				version = val->str;
-		}
-	}
-	if (name != NULL || version != NULL)
-		log_info(net_conn_id(s->conn), "event=id name=%s version=%s",
-		    log_quote(qname, sizeof(qname), name != NULL ? name : "", 60),
-		    log_quote(qversion, sizeof(qversion), version != NULL ? version : "", 60));
-	net_conn_puts(s->conn, "* ID (\"name\" \"Petrel\")\r\n");
-	imap_reply(s, cmd->tag, "OK ID completed");
+	r->failed = 1;
+	r->code = store_error_code();
+	free(r->error);
+	r->error = xstrdup(error != NULL ? error : "Internal error");
 }
 
-static void
-cmd_starttls(struct imap_session *s, const struct imap_command *cmd)
+void
+imap_result_clear(struct imap_result *r)
 {
-	if (cmd->nargs != 0) {
-		imap_bad(s, cmd->tag, "Syntax: STARTTLS");
-		return;
-	}
-	if (net_conn_is_tls(s->conn)) {
-		imap_bad(s, cmd->tag, "TLS is already active");
-		return;
-	}
-	imap_reply(s, cmd->tag, "OK Begin TLS negotiation now");
-	/* Whatever the client pipelined after STARTTLS is discarded. */
-	s->tls_starting = 1;
-	imap_parser_reset(s->parser, NULL);
-	net_conn_starttls(s->conn);
+	xfree(&r->error);
+	r->failed = 0;
 }
 
-static void
-imap_auth_done(void *arg, enum auth_status status, const char *challenge)
+void
+imap_finish_result(struct imap_session *s, const struct imap_result *r)
 {
-	struct imap_session *s = arg;
-	struct buf caps = BUF_INIT;
+	static const char *const codes[] = {
+		[STORE_OK] = "",
+		[STORE_ERR_NOT_FOUND] = "[NONEXISTENT] ",
+		[STORE_ERR_EXISTS] = "[ALREADYEXISTS] ",
+		[STORE_ERR_INVALID] = "[CANNOT] ",
+		[STORE_ERR_QUOTA] = "[OVERQUOTA] ",
+		[STORE_ERR_LIMIT] = "[LIMIT] ",
+		[STORE_ERR_CONFLICT] = "[INUSE] ",
+		[STORE_ERR_TEMP] = "[UNAVAILABLE] ",
+	};
+	const char *code = "";
+	char text[200];
+	size_t i;
 
-	switch (status) {
-	case AUTH_CONTINUE:
-		net_conn_printf(s->conn, "+ %s\r\n", challenge);
-		s->state = IMAP_SASL;
+	if ((unsigned)r->code < sizeof(codes) / sizeof(codes[0]))
+		code = codes[r->code];
+	/* The text goes on a single line. */
+	snprintf(text, sizeof(text), "%s", r->error != NULL ? r->error : "Failed");
+	for (i = 0; text[i] != '\0'; i++) {
+		if ((unsigned char)text[i] < 0x20)
+			text[i] = ' ';
+	}
+	imap_finish(s, "NO %s%s", code, text);
+}
+
+void
+imap_input_commands(struct imap_session *s)
+{
+	s->input = IMAP_INPUT_COMMAND;
+	if (!s->busy && !s->closing)
 		net_conn_resume(s->conn);
+}
+
+/* --- jobs on the worker pool ---------------------------------------------- */
+
+struct imap_job {
+	struct imap_session *s;
+	net_work_fn *work;
+	imap_done_fn *done;
+	void *arg;
+};
+
+static void imap_session_free(struct imap_session *s);
+
+static void
+imap_job_work(void *arg)
+{
+	struct imap_job *job = arg;
+
+	job->work(job->arg);
+}
+
+static void
+imap_job_done(void *arg)
+{
+	struct imap_job *job = arg;
+	struct imap_session *s = job->s;
+
+	s->busy = 0;
+	if (s->orphaned) {
+		job->done(NULL, job->arg);
+		free(job);
+		imap_session_free(s);
 		return;
-	case AUTH_OK:
-		s->user = xstrdup(auth_request_user(s->auth));
-		imap_parser_reset(s->parser, &imap_limits);
-		imap_capability(s, &caps);
-		net_conn_printf(s->conn, "%s OK [CAPABILITY %s] Logged in\r\n", s->auth_tag,
-		    buf_cstr(&caps));
-		buf_free(&caps);
-		break;
-	case AUTH_FAILED:
-		s->auth_failures++;
-		imap_reply(s, s->auth_tag, "NO [AUTHENTICATIONFAILED] Authentication failed");
-		break;
-	case AUTH_MALFORMED:
-		imap_bad(s, s->auth_tag, "Malformed authentication data");
-		break;
-	case AUTH_CANCELLED:
-		imap_reply(s, s->auth_tag, "BAD Authentication cancelled");
-		break;
-	case AUTH_TEMPFAIL:
-		imap_reply(s, s->auth_tag,
-		    "NO [UNAVAILABLE] Temporary authentication failure, try again later");
-		break;
 	}
-	auth_request_free(&s->auth);
-	xfree(&s->auth_tag);
-	s->state = s->user != NULL ? IMAP_AUTHENTICATED : IMAP_NOT_AUTHENTICATED;
-	if (s->closing)
+	job->done(s, job->arg);
+	free(job);
+	if (s->busy || s->closing)
 		return;
-	if (s->auth_failures >= s->cfg->auth_max_failures) {
-		imap_close(s, "Too many authentication failures");
-		return;
-	}
-	if (s->stopping) {
+	if (s->stopping && s->input == IMAP_INPUT_COMMAND && s->tag == NULL) {
 		imap_close(s, "Server shutting down");
 		return;
 	}
-	net_conn_resume(s->conn);
+	if (s->input != IMAP_INPUT_NONE)
+		net_conn_resume(s->conn);
 }
 
-static void
-imap_auth_wait(struct imap_session *s, const char *tag)
+void
+imap_submit(struct imap_session *s, net_work_fn *work, imap_done_fn *done, void *arg)
 {
-	s->auth_tag = xstrdup(tag);
-	s->state = IMAP_WAITING;
+	struct imap_job *job = xcalloc(1, sizeof(*job));
+
+	job->s = s;
+	job->work = work;
+	job->done = done;
+	job->arg = arg;
+	s->busy = 1;
 	net_conn_pause(s->conn);
+	net_loop_submit(net_conn_loop(s->conn), imap_job_work, imap_job_done, job);
 }
 
-static void
-cmd_login(struct imap_session *s, const struct imap_command *cmd)
+/* --- dispatch ------------------------------------------------------------ */
+
+static int
+imap_state_mask(const struct imap_session *s)
 {
-	const struct imap_arg *user = cmd->args, *pass;
-
-	if (cmd->nargs != 2 || !imap_arg_is_astring(user) ||
-	    !imap_arg_is_astring(pass = user->next)) {
-		imap_bad(s, cmd->tag, "Syntax: LOGIN user password");
-		return;
+	switch (s->state) {
+	case IMAP_STATE_NOT_AUTH:
+		return IMAP_IN_NOT_AUTH;
+	case IMAP_STATE_AUTH:
+		return IMAP_IN_AUTH;
+	case IMAP_STATE_SELECTED:
+		return IMAP_IN_SELECTED;
 	}
-	s->auth = auth_login(s->ctx->auth, net_conn_loop(s->conn), user->str, pass->str,
-	    net_conn_peer_ip(s->conn), net_conn_id(s->conn), imap_auth_done, s);
-	imap_auth_wait(s, cmd->tag);
+	return 0;
 }
 
-static void
-cmd_authenticate(struct imap_session *s, const struct imap_command *cmd)
+static const struct imap_verb *
+imap_verb_find(const char *name)
 {
-	const struct imap_arg *mech = cmd->args, *initial = NULL;
+	size_t i;
 
-	if (cmd->nargs == 2)
-		initial = mech->next;
-	if (cmd->nargs < 1 || cmd->nargs > 2 || mech->type != IMAP_ARG_ATOM ||
-	    (initial != NULL && initial->type != IMAP_ARG_ATOM)) {
-		imap_bad(s, cmd->tag, "Syntax: AUTHENTICATE mechanism [initial-response]");
-		return;
+	for (i = 0; name != NULL && i < sizeof(imap_verbs) / sizeof(imap_verbs[0]); i++) {
+		if (strcasecmp(name, imap_verbs[i].name) == 0)
+			return &imap_verbs[i];
 	}
-	if (!auth_mechanism_supported(mech->str)) {
-		imap_reply(s, cmd->tag, "NO Unsupported authentication mechanism");
-		return;
-	}
-	s->auth = auth_sasl_start(s->ctx->auth, net_conn_loop(s->conn), mech->str,
-	    initial != NULL ? initial->str : NULL, net_conn_peer_ip(s->conn),
-	    net_conn_id(s->conn), imap_auth_done, s);
-	if (s->auth == NULL) {
-		imap_reply(s, cmd->tag, "NO Unsupported authentication mechanism");
-		return;
-	}
-	imap_auth_wait(s, cmd->tag);
+	return NULL;
 }
-
-static const struct imap_verb imap_verbs[] = {
-	{ "CAPABILITY", cmd_capability, IMAP_IN_ANY },
-	{ "NOOP", cmd_noop, IMAP_IN_ANY },
-	{ "LOGOUT", cmd_logout, IMAP_IN_ANY },
-	{ "ID", cmd_id, IMAP_IN_ANY },
-	{ "STARTTLS", cmd_starttls, IMAP_IN_NOT_AUTH },
-	{ "LOGIN", cmd_login, IMAP_IN_NOT_AUTH | IMAP_NEEDS_TLS },
-	{ "AUTHENTICATE", cmd_authenticate, IMAP_IN_NOT_AUTH | IMAP_NEEDS_TLS },
-	/* Authenticated state (RFC 3501, and RFC 9051's base). The mail store
-	 * is not part of this build yet. */
-	{ "SELECT", NULL, IMAP_IN_AUTH | IMAP_IN_SELECTED | IMAP_NEEDS_STORE },
-	{ "EXAMINE", NULL, IMAP_IN_AUTH | IMAP_IN_SELECTED | IMAP_NEEDS_STORE },
-	{ "CREATE", NULL, IMAP_IN_AUTH | IMAP_IN_SELECTED | IMAP_NEEDS_STORE },
-	{ "DELETE", NULL, IMAP_IN_AUTH | IMAP_IN_SELECTED | IMAP_NEEDS_STORE },
-	{ "RENAME", NULL, IMAP_IN_AUTH | IMAP_IN_SELECTED | IMAP_NEEDS_STORE },
-	{ "SUBSCRIBE", NULL, IMAP_IN_AUTH | IMAP_IN_SELECTED | IMAP_NEEDS_STORE },
-	{ "UNSUBSCRIBE", NULL, IMAP_IN_AUTH | IMAP_IN_SELECTED | IMAP_NEEDS_STORE },
-	{ "LIST", NULL, IMAP_IN_AUTH | IMAP_IN_SELECTED | IMAP_NEEDS_STORE },
-	{ "LSUB", NULL, IMAP_IN_AUTH | IMAP_IN_SELECTED | IMAP_NEEDS_STORE },
-	{ "STATUS", NULL, IMAP_IN_AUTH | IMAP_IN_SELECTED | IMAP_NEEDS_STORE },
-	{ "APPEND", NULL, IMAP_IN_AUTH | IMAP_IN_SELECTED | IMAP_NEEDS_STORE },
-	{ "NAMESPACE", NULL, IMAP_IN_AUTH | IMAP_IN_SELECTED | IMAP_NEEDS_STORE },
-	{ "ENABLE", NULL, IMAP_IN_AUTH | IMAP_IN_SELECTED | IMAP_NEEDS_STORE },
-	{ "IDLE", NULL, IMAP_IN_AUTH | IMAP_IN_SELECTED | IMAP_NEEDS_STORE },
-	/* Selected state. */
-	{ "CHECK", NULL, IMAP_IN_SELECTED | IMAP_NEEDS_STORE },
-	{ "CLOSE", NULL, IMAP_IN_SELECTED | IMAP_NEEDS_STORE },
-	{ "UNSELECT", NULL, IMAP_IN_SELECTED | IMAP_NEEDS_STORE },
-	{ "EXPUNGE", NULL, IMAP_IN_SELECTED | IMAP_NEEDS_STORE },
-	{ "SEARCH", NULL, IMAP_IN_SELECTED | IMAP_NEEDS_STORE },
-	{ "FETCH", NULL, IMAP_IN_SELECTED | IMAP_NEEDS_STORE },
-	{ "STORE", NULL, IMAP_IN_SELECTED | IMAP_NEEDS_STORE },
-	{ "COPY", NULL, IMAP_IN_SELECTED | IMAP_NEEDS_STORE },
-	{ "MOVE", NULL, IMAP_IN_SELECTED | IMAP_NEEDS_STORE },
-	{ "UID", NULL, IMAP_IN_SELECTED | IMAP_NEEDS_STORE },
-};
 
 /*
  * Validating apart from acting: finds the command and checks that it may
  * run now. Replies and returns NULL when it may not. This runs before a
  * synchronizing literal is accepted too, so that the client does not send
- * a literal (a password, say) for a command we refuse anyway.
+ * a literal (a password, say) for a command we refuse anyway. sub is the
+ * word after "UID" when known.
  */
 static const struct imap_verb *
-imap_verb_check(struct imap_session *s, const char *tag, const char *name)
+imap_verb_check(struct imap_session *s, const char *tag, const char *name, const char *sub)
 {
-	const struct imap_verb *v = NULL;
-	size_t i;
+	const struct imap_verb *v = imap_verb_find(name);
 
-	for (i = 0; name != NULL && i < sizeof(imap_verbs) / sizeof(imap_verbs[0]); i++) {
-		if (strcasecmp(name, imap_verbs[i].name) == 0) {
-			v = &imap_verbs[i];
-			break;
-		}
-	}
 	if (v == NULL) {
 		imap_bad(s, tag, "Unknown command");
 		return NULL;
@@ -384,22 +341,70 @@ imap_verb_check(struct imap_session *s, const char *tag, const char *name)
 		return NULL;
 	}
 	if ((v->flags & IMAP_NEEDS_TLS) && !net_conn_is_tls(s->conn)) {
-		imap_reply(s, tag, "NO [PRIVACYREQUIRED] Plaintext authentication disallowed, "
-		    "use STARTTLS");
+		net_conn_printf(s->conn, "%s NO [PRIVACYREQUIRED] Plaintext authentication "
+		    "disallowed, use STARTTLS\r\n", tag);
 		return NULL;
 	}
-	if (v->flags & IMAP_NEEDS_STORE) {
-		imap_reply(s, tag, IMAP_UNAVAILABLE);
+	if ((v->flags & IMAP_NEEDS_STORE) && s->acct == NULL) {
+		net_conn_printf(s->conn, "%s NO [UNAVAILABLE] Mailbox access is not "
+		    "available\r\n", tag);
 		return NULL;
+	}
+	if (v->handler == NULL && sub != NULL) {
+		const struct imap_verb *u = imap_verb_find(sub);
+
+		if (u == NULL || (u->flags & IMAP_HAS_UID) == 0) {
+			imap_bad(s, tag, "Unknown UID command");
+			return NULL;
+		}
+		return u;
 	}
 	return v;
+}
+
+static void
+imap_dispatch(struct imap_session *s, const struct imap_command *pc)
+{
+	const struct imap_verb *v;
+	struct imap_cmd cmd;
+	const char *sub = NULL;
+	char name[IMAP_NAME_MAX + 1];
+	size_t i;
+
+	memset(&cmd, 0, sizeof(cmd));
+	cmd.tag = pc->tag;
+	cmd.args = pc->args;
+	cmd.nargs = pc->nargs;
+	if (strcasecmp(pc->name, "UID") == 0) {
+		if (pc->nargs == 0 || pc->args->type != IMAP_ARG_ATOM) {
+			if (imap_verb_check(s, pc->tag, pc->name, NULL) != NULL)
+				imap_bad(s, pc->tag, "Syntax: UID command arguments");
+			return;
+		}
+		sub = pc->args->str;
+		cmd.uid = 1;
+		cmd.args = pc->args->next;
+		cmd.nargs--;
+	}
+	if ((v = imap_verb_check(s, pc->tag, pc->name, sub)) == NULL)
+		return;
+	for (i = 0; v->name[i] != '\0' && i < IMAP_NAME_MAX; i++)
+		name[i] = v->name[i];
+	name[i] = '\0';
+	cmd.name = name;
+	s->tag = xstrdup(pc->tag);
+	s->cmd_flags = v->flags;
+	/* The UID forms may see EXPUNGE responses (RFC 9051 7.5.1). */
+	if (cmd.uid)
+		s->cmd_flags &= ~IMAP_NO_EXPUNGE;
+	s->input = IMAP_INPUT_NONE;
+	v->handler(s, &cmd);
 }
 
 static void
 imap_parsed(struct imap_session *s, enum imap_parse_result r)
 {
 	const struct imap_command *cmd;
-	const struct imap_verb *v;
 	const char *error;
 	int fatal;
 
@@ -410,14 +415,32 @@ imap_parsed(struct imap_session *s, enum imap_parse_result r)
 		/* A command we refuse is refused before the client sends the
 		 * literal: it waits for our go-ahead, so nothing follows. */
 		if (imap_verb_check(s, imap_parser_tag(s->parser),
-		    imap_parser_name(s->parser)) == NULL) {
+		    imap_parser_name(s->parser), NULL) == NULL) {
 			imap_parser_reset(s->parser, NULL);
 			break;
 		}
 		net_conn_puts(s->conn, "+ Ready for literal\r\n");
 		break;
+	case IMAP_PARSE_STREAM:
+		cmd = imap_parser_command(s->parser);
+		if (imap_verb_check(s, cmd->tag, cmd->name, NULL) == NULL) {
+			if (imap_parser_stream_sync(s->parser)) {
+				imap_parser_reset(s->parser, NULL);
+				break;
+			}
+			imap_close(s, "Cannot resynchronize, closing connection");
+			break;
+		}
+		{
+			struct imap_cmd c = { cmd->tag, "APPEND", cmd->args, cmd->nargs, 0 };
+
+			imap_append_literal(s, &c);
+		}
+		break;
 	case IMAP_PARSE_ERROR:
 		error = imap_parser_error(s->parser, &fatal);
+		if (s->append != NULL)
+			imap_append_free(&s->append);
 		if (fatal) {
 			/* The literal's bytes are on their way and could hold
 			 * anything: there is no finding the next command. */
@@ -430,9 +453,7 @@ imap_parsed(struct imap_session *s, enum imap_parse_result r)
 		imap_bad(s, imap_parser_tag(s->parser), error);
 		break;
 	case IMAP_PARSE_DONE:
-		cmd = imap_parser_command(s->parser);
-		if ((v = imap_verb_check(s, cmd->tag, cmd->name)) != NULL)
-			v->handler(s, cmd);
+		imap_dispatch(s, imap_parser_command(s->parser));
 		break;
 	}
 }
@@ -471,6 +492,7 @@ imap_read_command(struct imap_session *s)
 		if (imap_parser_size(s->parser) > 0 && imap_parser_tag(s->parser) != NULL)
 			tag = xstrdup(imap_parser_tag(s->parser));
 		imap_parser_reset(s->parser, NULL);
+		imap_append_free(&s->append);
 		imap_bad(s, tag, "Line too long");
 		free(tag);
 		return 1;
@@ -482,45 +504,50 @@ imap_read_command(struct imap_session *s)
 	return 1;
 }
 
-/* Reads the client's answer to an AUTHENTICATE challenge. */
-static int
-imap_read_sasl(struct imap_session *s)
-{
-	char *line;
-	size_t len;
-	int n;
-
-	n = net_conn_read_line(s->conn, IMAP_AUTH_LINE_MAX, &line, &len);
-	if (n == 0)
-		return 0;
-	if (n < 0 || strlen(line) != len) {
-		auth_request_free(&s->auth);
-		s->state = IMAP_NOT_AUTHENTICATED;
-		imap_bad(s, s->auth_tag, n < 0 ? "Authentication line too long" :
-		    "Malformed authentication data");
-		xfree(&s->auth_tag);
-		return 1;
-	}
-	s->state = IMAP_WAITING;
-	net_conn_pause(s->conn);
-	auth_sasl_continue(s->auth, line);
-	return 1;
-}
-
 static void
 imap_process(struct imap_session *s)
 {
-	while (!s->closing && !s->tls_starting) {
-		if (s->state == IMAP_WAITING)
+	while (!s->closing && !s->tls_starting && !s->busy) {
+		switch (s->input) {
+		case IMAP_INPUT_NONE:
+			net_conn_pause(s->conn);
 			return;
-		if (s->state == IMAP_SASL) {
-			if (!imap_read_sasl(s))
+		case IMAP_INPUT_SASL:
+			if (!imap_auth_read(s))
 				return;
-		} else if (!imap_read_command(s)) {
-			return;
+			break;
+		case IMAP_INPUT_IDLE:
+			if (!imap_idle_read(s))
+				return;
+			break;
+		case IMAP_INPUT_LITERAL:
+			if (!imap_append_read(s))
+				return;
+			break;
+		case IMAP_INPUT_COMMAND:
+			if (!imap_read_command(s))
+				return;
+			break;
 		}
 	}
 }
+
+void
+imap_session_logged_in(struct imap_session *s)
+{
+	imap_parser_reset(s->parser, &imap_limits);
+	s->state = IMAP_STATE_AUTH;
+	if (s->acct != NULL)
+		s->notify = imap_notify_new(s);
+}
+
+void
+imap_session_tls_reset(struct imap_session *s)
+{
+	imap_parser_reset(s->parser, &imap_limits_prelogin);
+}
+
+/* --- the connection -------------------------------------------------------- */
 
 static void *
 imap_open(struct net_conn *conn)
@@ -531,7 +558,8 @@ imap_open(struct net_conn *conn)
 	s->conn = conn;
 	s->ctx = net_conn_app(conn);
 	s->cfg = net_conn_config(conn);
-	s->state = IMAP_NOT_AUTHENTICATED;
+	s->state = IMAP_STATE_NOT_AUTH;
+	s->input = IMAP_INPUT_COMMAND;
 	s->parser = imap_parser_new(&imap_limits_prelogin);
 	net_conn_set_timeout(conn, s->cfg->timeout_imap_ms);
 	imap_capability(s, &caps);
@@ -552,8 +580,9 @@ imap_event(void *arg, enum net_event ev)
 	case NET_EV_TLS_READY:
 		/* RFC 3501 6.2.1: forget everything learnt before TLS. */
 		s->tls_starting = 0;
-		s->state = IMAP_NOT_AUTHENTICATED;
-		imap_parser_reset(s->parser, &imap_limits_prelogin);
+		s->state = IMAP_STATE_NOT_AUTH;
+		s->input = IMAP_INPUT_COMMAND;
+		imap_session_tls_reset(s);
 		break;
 	case NET_EV_TIMEOUT:
 		if (!s->closing)
@@ -561,12 +590,38 @@ imap_event(void *arg, enum net_event ev)
 		break;
 	case NET_EV_SHUTDOWN:
 		s->stopping = 1;
-		if (s->state != IMAP_WAITING && !s->closing)
+		if (s->closing)
+			break;
+		/* Idle sessions go now; busy ones after their command. */
+		if (!s->busy && s->auth == NULL && s->append == NULL &&
+		    (s->input == IMAP_INPUT_COMMAND || s->input == IMAP_INPUT_IDLE) &&
+		    imap_parser_size(s->parser) == 0)
 			imap_close(s, "Server shutting down");
 		break;
 	case NET_EV_DRAINED:
+		if (s->fetch != NULL && !s->busy && !s->closing)
+			imap_fetch_drained(s);
 		break;
 	}
+}
+
+static void
+imap_session_free(struct imap_session *s)
+{
+	auth_request_free(&s->auth);
+	imap_parser_free(&s->parser);
+	imap_append_free(&s->append);
+	imap_fetch_free(&s->fetch);
+	imap_notify_detach(&s->notify);
+	if (s->view != NULL && s->view->watch != NULL)
+		store_watch_remove(&s->view->watch);
+	imap_view_free(&s->view);
+	if (s->acct != NULL)
+		store_account_close(&s->acct);
+	free(s->idle_tag);
+	free(s->tag);
+	free(s->user);
+	free(s);
 }
 
 static void
@@ -574,11 +629,14 @@ imap_session_close(void *arg)
 {
 	struct imap_session *s = arg;
 
-	auth_request_free(&s->auth);
-	imap_parser_free(&s->parser);
-	free(s->auth_tag);
-	free(s->user);
-	free(s);
+	s->conn = NULL;
+	s->closing = 1;
+	if (s->busy) {
+		/* The job's completion frees the session. */
+		s->orphaned = 1;
+		return;
+	}
+	imap_session_free(s);
 }
 
 static void

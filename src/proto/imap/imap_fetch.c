@@ -1,0 +1,457 @@
+/*
+ * FETCH and UID FETCH.
+ *
+ * Messages are rendered by a worker in batches into a buffer the loop
+ * thread then writes. A body section small enough is read whole; a larger
+ * one is announced as a literal and streamed from store_blob_read() a chunk
+ * per job. Before each job the session checks its pending output: past
+ * IMAP_FETCH_OUTPUT_HIGH it waits for NET_EV_DRAINED, so a slow reader
+ * holds at most a few chunks of memory however big the messages are.
+ *
+ * While a FETCH runs, the view is not changed (the session is busy and
+ * untagged updates wait for the command's end), so the worker reads the
+ * view's flags and keywords directly.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "mail/envelope.h"
+#include "mail/mime.h"
+#include "proto/imap/imap_fetch.h"
+#include "proto/imap/imap_fetch_body.h"
+#include "proto/imap/imap_private.h"
+
+#define IMAP_FETCH_BATCH 100                    /* messages per job */
+#define IMAP_FETCH_BATCH_BYTES (256 * 1024)     /* output per job */
+#define IMAP_FETCH_INLINE_MAX (64 * 1024)       /* sections read whole */
+#define IMAP_FETCH_CHUNK (256 * 1024)           /* streamed per job */
+#define IMAP_FETCH_HEADER_MAX (2 * 1024 * 1024) /* read for HEADER.FIELDS */
+
+struct imap_fetch {
+	struct imap_fetch_spec spec;
+	struct store_account *acct;
+	int64_t mailbox_id;
+	const struct imap_view *view;   /* read-only while a job runs */
+	uint32_t *idx;                  /* view indices to fetch */
+	size_t n, pos;
+	unsigned set_seen : 1;          /* read-write and a non-PEEK section */
+	unsigned need_meta : 1;
+	unsigned need_summary : 1;
+	unsigned need_blob : 1;
+	unsigned in_msg : 1;            /* msgs[pos]'s response is open */
+	unsigned seen_now : 1;          /* \Seen was set on it */
+	unsigned item_first : 1;        /* nothing written in its list yet */
+	unsigned sec_pos;
+	struct mime_summary *summary;
+	struct store_blob *blob;
+	uint64_t stream_off, stream_left;
+	/* store_message_list() of the batch (INTERNALDATE, sizes, ids). */
+	struct store_message *meta;
+	size_t nmeta;
+	uint32_t meta_last;             /* highest UID the listing covers */
+	struct buf out;
+	uint32_t *seen_uids;
+	size_t nseen;
+	struct imap_result res;
+};
+
+void
+imap_fetch_free(struct imap_fetch **fp)
+{
+	struct imap_fetch *f = *fp;
+
+	if (f == NULL)
+		return;
+	*fp = NULL;
+	imap_fetch_spec_clear(&f->spec);
+	if (f->summary != NULL)
+		mime_summary_free(&f->summary);
+	if (f->blob != NULL)
+		store_blob_close(&f->blob);
+	if (f->meta != NULL)
+		store_messages_free(&f->meta, f->nmeta);
+	buf_free(&f->out);
+	imap_result_clear(&f->res);
+	free(f->seen_uids);
+	free(f->idx);
+	free(f);
+}
+
+/* --- the worker ------------------------------------------------------------ */
+
+static const struct store_message *
+imap_fetch_meta(struct imap_fetch *f, uint32_t uid)
+{
+	size_t lo = 0, hi;
+	const char *error;
+
+	if (f->meta == NULL || uid > f->meta_last) {
+		size_t last = f->pos + IMAP_FETCH_BATCH - 1;
+
+		if (f->meta != NULL)
+			store_messages_free(&f->meta, f->nmeta);
+		if (last >= f->n)
+			last = f->n - 1;
+		f->meta_last = f->view->msgs[f->idx[last]].uid;
+		if (store_message_list(f->acct, f->mailbox_id, uid, f->meta_last, &f->meta,
+		    &f->nmeta, &error) < 0) {
+			f->meta = NULL;
+			f->nmeta = 0;
+			return NULL;
+		}
+	}
+	hi = f->nmeta;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (f->meta[mid].uid < uid)
+			lo = mid + 1;
+		else if (f->meta[mid].uid > uid)
+			hi = mid;
+		else
+			return &f->meta[mid];
+	}
+	return NULL;
+}
+
+static void
+imap_fetch_sep(struct imap_fetch *f, int *first)
+{
+	if (!*first)
+		buf_putc(&f->out, ' ');
+	*first = 0;
+}
+
+/* Opens the response of msgs[pos] and writes its simple items. Returns 0,
+ * or -1 when the message is gone (it is skipped). */
+static int
+imap_fetch_begin(struct imap_fetch *f)
+{
+	const struct imap_msg *m = &f->view->msgs[f->idx[f->pos]];
+	const struct store_message *meta = NULL;
+	unsigned items = f->spec.items;
+	const char *error;
+	int first = 1;
+
+	if (m->expunged)
+		return -1;
+	if (f->need_meta && (meta = imap_fetch_meta(f, m->uid)) == NULL)
+		return -1;
+	if (f->need_summary &&
+	    store_message_summary(f->acct, f->mailbox_id, m->uid, &f->summary, &error) < 0)
+		return -1;
+	if (f->need_blob &&
+	    store_blob_open(f->acct, f->mailbox_id, m->uid, &f->blob, &error) < 0) {
+		if (f->summary != NULL)
+			mime_summary_free(&f->summary);
+		return -1;
+	}
+	f->seen_now = 0;
+	if (f->set_seen && !(m->flags & STORE_FLAG_SEEN)) {
+		uint32_t *failed = NULL;
+		size_t nfailed = 0;
+
+		if (store_message_set_flags(f->acct, f->mailbox_id, &m->uid, 1, STORE_FLAGS_ADD,
+		    STORE_FLAG_SEEN, NULL, 0, &failed, &nfailed, &error) == 0) {
+			f->seen_now = 1;
+			f->seen_uids = xreallocarray(f->seen_uids, f->nseen + 1,
+			    sizeof(*f->seen_uids));
+			f->seen_uids[f->nseen++] = m->uid;
+			items |= IMAP_FETCH_FLAGS;
+		}
+		free(failed);
+	}
+	buf_printf(&f->out, "* %u FETCH (", f->idx[f->pos] + 1);
+	if (items & IMAP_FETCH_UID) {
+		imap_fetch_sep(f, &first);
+		buf_printf(&f->out, "UID %u", m->uid);
+	}
+	if (items & IMAP_FETCH_FLAGS) {
+		imap_fetch_sep(f, &first);
+		buf_puts(&f->out, "FLAGS ");
+		imap_flags_format(&f->out, m->flags | (f->seen_now ? STORE_FLAG_SEEN : 0),
+		    imap_view_keywords(f->view, m));
+	}
+	if (items & IMAP_FETCH_INTERNALDATE) {
+		imap_fetch_sep(f, &first);
+		buf_puts(&f->out, "INTERNALDATE ");
+		imap_datetime_format(&f->out, meta->internaldate);
+	}
+	if (items & IMAP_FETCH_RFC822_SIZE) {
+		imap_fetch_sep(f, &first);
+		buf_printf(&f->out, "RFC822.SIZE %llu", (unsigned long long)meta->size);
+	}
+	if (items & IMAP_FETCH_MODSEQ) {
+		imap_fetch_sep(f, &first);
+		buf_printf(&f->out, "MODSEQ (%llu)", (unsigned long long)m->modseq);
+	}
+	if (items & IMAP_FETCH_EMAILID) {
+		imap_fetch_sep(f, &first);
+		buf_printf(&f->out, "EMAILID (M%s)", meta->guid);
+	}
+	if (items & IMAP_FETCH_THREADID) {
+		imap_fetch_sep(f, &first);
+		buf_printf(&f->out, "THREADID (T%lld)", (long long)meta->thread_id);
+	}
+	if (items & IMAP_FETCH_ENVELOPE) {
+		imap_fetch_sep(f, &first);
+		buf_puts(&f->out, "ENVELOPE ");
+		mime_envelope(f->summary, &f->out);
+	}
+	if (items & IMAP_FETCH_BODYSTRUCTURE) {
+		imap_fetch_sep(f, &first);
+		buf_printf(&f->out, "BODYSTRUCTURE %s", f->summary->bodystructure != NULL ?
+		    f->summary->bodystructure : "NIL");
+	}
+	if (items & IMAP_FETCH_BODY) {
+		imap_fetch_sep(f, &first);
+		buf_printf(&f->out, "BODY %s", f->summary->body != NULL ? f->summary->body : "NIL");
+	}
+	f->item_first = first;
+	f->in_msg = 1;
+	f->sec_pos = 0;
+	return 0;
+}
+
+/* Reads [start, start+len) of the blob onto out; pads a short read so
+ * that the literal keeps its announced length. */
+static void
+imap_fetch_read(struct imap_fetch *f, uint64_t start, size_t len)
+{
+	size_t done = 0;
+	ssize_t r;
+
+	buf_reserve(&f->out, len);
+	while (done < len) {
+		r = store_blob_read(f->blob, start + done, f->out.data + f->out.len + done,
+		    len - done);
+		if (r <= 0)
+			break;
+		done += (size_t)r;
+	}
+	if (done < len) {
+		f->res.failed = 1;
+		memset(f->out.data + f->out.len + done, ' ', len - done);
+	}
+	f->out.len += len;
+	f->out.data[f->out.len] = '\0';
+}
+
+/* Writes one section of the open message. Returns 1 when it is to be
+ * streamed (stream_off/left set), else 0. */
+static int
+imap_fetch_section(struct imap_fetch *f, const struct imap_section *sec)
+{
+	struct imap_section_range r;
+	struct buf filtered = BUF_INIT;
+	uint64_t len;
+
+	buf_printf(&f->out, "%s%s", f->item_first ? "" : " ", sec->name);
+	f->item_first = 0;
+	if (sec->partial)
+		buf_printf(&f->out, "<%llu>", (unsigned long long)sec->offset);
+	buf_putc(&f->out, ' ');
+	if (f->summary == NULL && sec->kind == IMAP_SECTION_ALL && sec->npart == 0) {
+		r.start = 0;
+		r.end = store_blob_size(f->blob);
+		r.filter = 0;
+	} else if (imap_section_locate(f->summary, sec, &r) < 0) {
+		buf_puts(&f->out, "\"\"");
+		return 0;
+	}
+	if (r.end > store_blob_size(f->blob))
+		r.end = store_blob_size(f->blob);
+	if (r.start > r.end)
+		r.start = r.end;
+	if (r.filter) {
+		size_t hlen = (size_t)(r.end - r.start), off;
+
+		if (hlen > IMAP_FETCH_HEADER_MAX)
+			hlen = IMAP_FETCH_HEADER_MAX;
+		off = f->out.len;
+		imap_fetch_read(f, r.start, hlen);
+		imap_header_filter(f->out.data + off, hlen, sec->fields, sec->nfields,
+		    sec->kind == IMAP_SECTION_HEADER_FIELDS_NOT, &filtered);
+		f->out.len = off;
+		f->out.data[off] = '\0';
+		len = filtered.len;
+		off = sec->partial ? (sec->offset < len ? (size_t)sec->offset : len) : 0;
+		len = len - off;
+		if (sec->partial && sec->length < len)
+			len = sec->length;
+		buf_printf(&f->out, "{%llu}\r\n", (unsigned long long)len);
+		buf_append(&f->out, filtered.data + off, (size_t)len);
+		buf_free(&filtered);
+		return 0;
+	}
+	len = r.end - r.start;
+	if (sec->partial) {
+		uint64_t skip = sec->offset < len ? sec->offset : len;
+
+		r.start += skip;
+		len -= skip;
+		if (sec->length < len)
+			len = sec->length;
+	}
+	if (len == 0) {
+		buf_puts(&f->out, "\"\"");
+		return 0;
+	}
+	buf_printf(&f->out, "{%llu}\r\n", (unsigned long long)len);
+	if (len <= IMAP_FETCH_INLINE_MAX) {
+		imap_fetch_read(f, r.start, (size_t)len);
+		return 0;
+	}
+	f->stream_off = r.start;
+	f->stream_left = len;
+	return 1;
+}
+
+static void
+imap_fetch_end_message(struct imap_fetch *f)
+{
+	buf_puts(&f->out, ")\r\n");
+	if (f->summary != NULL)
+		mime_summary_free(&f->summary);
+	if (f->blob != NULL)
+		store_blob_close(&f->blob);
+	f->in_msg = 0;
+	f->pos++;
+}
+
+static void
+imap_fetch_work(void *arg)
+{
+	struct imap_fetch *f = arg;
+	size_t count = 0;
+
+	if (f->stream_left > 0) {
+		size_t len = f->stream_left < IMAP_FETCH_CHUNK ? (size_t)f->stream_left :
+		    IMAP_FETCH_CHUNK;
+
+		imap_fetch_read(f, f->stream_off, len);
+		f->stream_off += len;
+		f->stream_left -= len;
+		return;
+	}
+	while (f->pos < f->n && count < IMAP_FETCH_BATCH && f->out.len < IMAP_FETCH_BATCH_BYTES) {
+		if (!f->in_msg && imap_fetch_begin(f) < 0) {
+			f->pos++;       /* expunged meanwhile: nothing to say */
+			continue;
+		}
+		while (f->sec_pos < f->spec.nsections) {
+			if (imap_fetch_section(f, &f->spec.sections[f->sec_pos++]))
+				return;
+		}
+		imap_fetch_end_message(f);
+		count++;
+	}
+}
+
+/* --- the loop thread ------------------------------------------------------- */
+
+static void imap_fetch_next(struct imap_session *s);
+
+static void
+imap_fetch_done(struct imap_session *s, void *arg)
+{
+	struct imap_fetch *f = arg;
+
+	if (s == NULL)
+		return;         /* the session frees s->fetch */
+	if (f->out.len > 0)
+		net_conn_write(s->conn, f->out.data, f->out.len);
+	buf_reset(&f->out);
+	imap_fetch_next(s);
+}
+
+static void
+imap_fetch_complete(struct imap_session *s)
+{
+	struct imap_fetch *f = s->fetch;
+	size_t i;
+	int64_t idx;
+
+	/* The \Seen we set is part of the view now. */
+	for (i = 0; i < f->nseen; i++) {
+		if ((idx = imap_view_find_uid(s->view, f->seen_uids[i])) >= 0)
+			s->view->msgs[idx].flags |= STORE_FLAG_SEEN;
+	}
+	if (f->res.failed)
+		log_warn(net_conn_id(s->conn), "event=fetch-short-read");
+	imap_fetch_free(&s->fetch);
+	imap_finish(s, "OK FETCH completed");
+}
+
+static void
+imap_fetch_next(struct imap_session *s)
+{
+	struct imap_fetch *f = s->fetch;
+
+	if (f->stream_left == 0 && !f->in_msg && f->pos >= f->n) {
+		imap_fetch_complete(s);
+		return;
+	}
+	if (net_conn_output_pending(s->conn) > IMAP_FETCH_OUTPUT_HIGH) {
+		net_conn_notify_drained(s->conn);
+		return;
+	}
+	imap_submit(s, imap_fetch_work, imap_fetch_done, f);
+}
+
+void
+imap_fetch_drained(struct imap_session *s)
+{
+	imap_fetch_next(s);
+}
+
+void
+imap_cmd_fetch(struct imap_session *s, const struct imap_cmd *cmd)
+{
+	struct imap_fetch *f;
+	const char *error;
+	size_t i, k;
+	unsigned j;
+
+	if (cmd->nargs < 2 || cmd->nargs > 3 || cmd->args->type != IMAP_ARG_ATOM) {
+		imap_finish_bad(s, "Syntax: FETCH set items [(modifiers)]");
+		return;
+	}
+	f = xcalloc(1, sizeof(*f));
+	if (imap_fetch_parse(cmd->args->next, cmd->args->next->next, &f->spec, &error) < 0 ||
+	    imap_view_resolve(s->view, cmd->args->str, cmd->uid, &f->idx, &f->n, &error) < 0) {
+		imap_fetch_free(&f);
+		imap_finish_bad(s, error);
+		return;
+	}
+	if (cmd->uid)
+		f->spec.items |= IMAP_FETCH_UID;
+	if (f->spec.items & IMAP_FETCH_MODSEQ) {
+		s->enabled |= IMAP_ENABLED_CONDSTORE;
+		s->view->condstore = 1;
+	}
+	if (f->spec.has_changedsince) {
+		for (i = 0, k = 0; i < f->n; i++) {
+			if (s->view->msgs[f->idx[i]].modseq > f->spec.changedsince)
+				f->idx[k++] = f->idx[i];
+		}
+		f->n = k;
+	}
+	f->acct = s->acct;
+	f->mailbox_id = s->view->mailbox_id;
+	f->view = s->view;
+	f->set_seen = !s->view->readonly && imap_fetch_sets_seen(&f->spec);
+	f->need_meta = (f->spec.items & (IMAP_FETCH_INTERNALDATE | IMAP_FETCH_RFC822_SIZE |
+	    IMAP_FETCH_EMAILID | IMAP_FETCH_THREADID)) != 0;
+	f->need_summary = (f->spec.items & (IMAP_FETCH_ENVELOPE | IMAP_FETCH_BODYSTRUCTURE |
+	    IMAP_FETCH_BODY)) != 0;
+	f->need_blob = f->spec.nsections > 0;
+	for (j = 0; j < f->spec.nsections; j++) {
+		if (f->spec.sections[j].kind != IMAP_SECTION_ALL || f->spec.sections[j].npart > 0)
+			f->need_summary = 1;
+	}
+	s->fetch = f;
+	imap_fetch_next(s);
+}
