@@ -26,6 +26,7 @@
 #include "net/server.h"
 #include "proto/proto.h"
 #include "queue/queue.h"
+#include "store/store.h"
 
 static void
 auth_settings_from(const struct config *cfg, struct auth_settings *s)
@@ -152,6 +153,7 @@ cmd_serve(struct cli *cli, int argc, char **argv)
 	const struct config *cfg;
 	sigset_t sigs;
 	unsigned char secret[SERVE_SECRET_SIZE];
+	const char *store_error;
 	char *error = NULL, *db;
 	int i, sig, detach = 0, running_as_root;
 
@@ -210,10 +212,18 @@ cmd_serve(struct cli *cli, int argc, char **argv)
 		return 1;
 	}
 	free(db);
+	if (store_open(cfg->data_dir, &ctx.store, &store_error) < 0) {
+		log_error(NULL, "event=start-failed reason=\"%s\"", store_error);
+		fprintf(stderr, "petrel: %s\n", store_error);
+		directory_close(&ctx.dir);
+		net_server_free(&srv);
+		return 1;
+	}
 	if (queue_open(cfg->data_dir, &ctx.queue, &error) < 0) {
 		log_error(NULL, "event=start-failed reason=\"%s\"", error);
 		fprintf(stderr, "petrel: %s\n", error);
 		free(error);
+		store_close(&ctx.store);
 		directory_close(&ctx.dir);
 		net_server_free(&srv);
 		return 1;
@@ -223,6 +233,7 @@ cmd_serve(struct cli *cli, int argc, char **argv)
 		fprintf(stderr, "petrel: %s\n", error);
 		free(error);
 		queue_close(&ctx.queue);
+		store_close(&ctx.store);
 		directory_close(&ctx.dir);
 		net_server_free(&srv);
 		return 1;
@@ -250,6 +261,7 @@ cmd_serve(struct cli *cli, int argc, char **argv)
 	net_server_free(&srv);
 	auth_free(&ctx.auth);
 	queue_close(&ctx.queue);
+	store_close(&ctx.store);
 	directory_close(&ctx.dir);
 	log_info(NULL, "event=stopped");
 	return 0;

@@ -189,9 +189,30 @@ static const char *const stmt_sql[SST_COUNT] = {
 
 /* --- helpers ------------------------------------------------------------ */
 
+#define SSQL_CHECK_MARKER "index.check"
+
+/* Leaves a mark for the next open to check the index thoroughly (a full
+ * check at every open would cost O(index size)). */
+static void
+mark_damaged(struct store_backend_account *ba)
+{
+	char *path = xasprintf("%s/" SSQL_CHECK_MARKER, ba->dir);
+	int fd;
+
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600)) >= 0)
+		close(fd);
+	free(path);
+}
+
 int
 ssql_error(struct ssql_conn *c, int rc, const char **error_r)
 {
+	if (((rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB) && c != NULL &&
+	    c->ba != NULL) {
+		mark_damaged(c->ba);
+		return store_fail_temp(error_r, "event=store-index-damaged account=%lld "
+		    "rc=%d reason=\"%s\"", (long long)c->ba->id, rc, sqlite3_errmsg(c->db));
+	}
 	if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
 		return store_fail_temp(error_r, "event=store-busy reason=\"index locked "
 		    "for %d s\"", SSQL_BUSY_TIMEOUT_MS / 1000);
@@ -403,12 +424,13 @@ conn_close(struct ssql_conn *c)
 }
 
 static struct ssql_conn *
-conn_open(const char *path, const char **error_r)
+conn_open(struct store_backend_account *ba, const char **error_r)
 {
 	struct ssql_conn *c = xcalloc(1, sizeof(*c));
 	int rc;
 
-	rc = sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+	c->ba = ba;
+	rc = sqlite3_open_v2(ba->db_path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
 	    SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
 		ssql_error(c, rc, error_r);
@@ -456,6 +478,12 @@ ssql_wcommit(struct store_backend_account *ba, const char **error_r)
 	return 0;
 }
 
+void
+ssql_wunlock(struct store_backend_account *ba)
+{
+	pthread_mutex_unlock(&ba->wlock);
+}
+
 struct ssql_conn *
 ssql_reader(struct store_backend_account *ba, const char **error_r)
 {
@@ -466,7 +494,7 @@ ssql_reader(struct store_backend_account *ba, const char **error_r)
 		ba->readers = c->next;
 	pthread_mutex_unlock(&ba->rlock);
 	if (c == NULL)
-		c = conn_open(ba->db_path, error_r);
+		c = conn_open(ba, error_r);
 	return c;
 }
 
@@ -546,6 +574,7 @@ ssql_open(const char *data_dir, struct store_backend **be_r, const char **error_
 	be->mail_fd = be->tmp_fd = -1;
 	be->fsync = fsync;
 	be->sync_mode = STORE_SYNC_WRITER;
+	ssql_pool_init(&be->pool);
 	be->data_dir = xstrdup(data_dir);
 	be->mail_dir = xasprintf("%s/mail", data_dir);
 	be->tmp_dir = xasprintf("%s/tmp", data_dir);
@@ -575,6 +604,7 @@ ssql_open(const char *data_dir, struct store_backend **be_r, const char **error_
 static void
 ssql_close(struct store_backend *be)
 {
+	ssql_pool_destroy(&be->pool);
 	if (be->mail_fd >= 0)
 		close(be->mail_fd);
 	if (be->tmp_fd >= 0)
@@ -638,27 +668,45 @@ account_has_files(struct store_backend_account *ba)
 	return found;
 }
 
-/* 1 when the index is sound, 0 when it is damaged. */
+/* 1 when the index is sound, 0 when it is damaged. Cheap (the header and
+ * schema can be read, the account row is there) unless thorough, a full
+ * PRAGMA quick_check, which costs a read of the whole index: done when an
+ * earlier run saw damage (mark_damaged). */
 static int
-index_check(const char *path)
+index_check(const char *path, int thorough)
 {
+	static const char *const cheap[] = { "SELECT count(*) FROM sqlite_schema",
+	    "PRAGMA user_version", "SELECT count(*) FROM account" };
 	sqlite3 *db;
 	sqlite3_stmt *st;
-	int ok = 0;
+	const unsigned char *r;
+	size_t i;
+	int ok = 0, rc;
 
 	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
 		sqlite3_close(db);
 		return 0;
 	}
 	sqlite3_busy_timeout(db, SSQL_BUSY_TIMEOUT_MS);
-	if (sqlite3_prepare_v2(db, "PRAGMA quick_check", -1, &st, NULL) == SQLITE_OK) {
-		if (sqlite3_step(st) == SQLITE_ROW) {
-			const unsigned char *r = sqlite3_column_text(st, 0);
-
-			ok = r != NULL && strcmp((const char *)r, "ok") == 0;
+	for (i = 0; i < sizeof(cheap) / sizeof(cheap[0]); i++) {
+		if (sqlite3_prepare_v2(db, cheap[i], -1, &st, NULL) != SQLITE_OK) {
+			/* No account table yet: a new index, interrupted. */
+			ok = i == 2 && sqlite3_errcode(db) == SQLITE_ERROR;
+			goto out;
 		}
+		rc = sqlite3_step(st);
+		sqlite3_finalize(st);
+		if (rc != SQLITE_ROW)
+			goto out;
+	}
+	ok = 1;
+	if (thorough && sqlite3_prepare_v2(db, "PRAGMA quick_check", -1, &st,
+	    NULL) == SQLITE_OK) {
+		r = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_text(st, 0) : NULL;
+		ok = r != NULL && strcmp((const char *)r, "ok") == 0;
 		sqlite3_finalize(st);
 	}
+out:
 	sqlite3_close(db);
 	return ok;
 }
@@ -758,8 +806,8 @@ ssql_account_open(struct store_backend *be, int64_t id, struct store_backend_acc
     const char **error_r)
 {
 	struct store_backend_account *ba = xcalloc(1, sizeof(*ba));
-	char *msg_dir;
-	int rebuild = 0;
+	char *msg_dir, *marker = NULL;
+	int rebuild = 0, thorough = 0;
 
 	ba->be = be;
 	ba->id = id;
@@ -791,24 +839,32 @@ ssql_account_open(struct store_backend *be, int64_t id, struct store_backend_acc
 		    msg_dir, strerror(errno));
 		goto fail;
 	}
+	marker = xasprintf("%s/" SSQL_CHECK_MARKER, ba->dir);
+	thorough = access(marker, F_OK) == 0;
 	if (access(ba->db_path, F_OK) == 0) {
-		if (!index_check(ba->db_path)) {
+		if (!index_check(ba->db_path, thorough)) {
 			if (index_set_aside(ba, error_r) < 0)
 				goto fail;
 			rebuild = 1;
-		}
+		} else if (thorough)
+			log_info(NULL, "event=store-index-checked account=%lld result=ok",
+			    (long long)id);
 	} else if (account_has_files(ba)) {
 		log_warn(NULL, "event=store-index-missing account=%lld", (long long)id);
 		rebuild = 1;
 	}
-	if ((ba->w = conn_open(ba->db_path, error_r)) == NULL)
+	if ((ba->w = conn_open(ba, error_r)) == NULL)
 		goto fail;
 	if (schema_init(ba, rebuild, error_r) < 0)
 		goto fail;
+	if (thorough)
+		unlink(marker);
+	free(marker);
 	free(msg_dir);
 	*ba_r = ba;
 	return 0;
 fail:
+	free(marker);
 	free(msg_dir);
 	account_free(ba);
 	return -1;

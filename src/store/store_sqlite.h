@@ -84,7 +84,23 @@ enum ssql_stmt {
 struct ssql_conn {
 	sqlite3 *db;
 	sqlite3_stmt *stmts[SST_COUNT];
+	struct store_backend_account *ba;
 	struct ssql_conn *next;
+};
+
+/* Threads that run the per-account parts of a commit batch (directory
+ * fsyncs, index commits) side by side: the filesystem merges concurrent
+ * flushes, so N accounts cost about one flush, not N. One batch at a time
+ * uses it. */
+struct ssql_pool {
+	pthread_mutex_t lock;
+	pthread_cond_t work, done;
+	pthread_t *threads;
+	size_t nthreads;
+	void (*fn)(void *arg, size_t i);
+	void *arg;
+	size_t n, next, finished;
+	int quit;
 };
 
 struct store_backend {
@@ -95,6 +111,7 @@ struct store_backend {
 	int tmp_fd;
 	enum store_sync_mode sync_mode;
 	int (*fsync)(int fd);
+	struct ssql_pool pool;
 };
 
 struct store_backend_account {
@@ -156,6 +173,8 @@ struct ssql_conn *ssql_wbegin(struct store_backend_account *ba, const char **err
 /* Commits and unlocks; on failure rolls back, unlocks and returns -1. */
 int ssql_wcommit(struct store_backend_account *ba, const char **error_r);
 void ssql_wrollback(struct store_backend_account *ba);
+/* Unlocks after a COMMIT done by another thread (commit batches). */
+void ssql_wunlock(struct store_backend_account *ba);
 struct ssql_conn *ssql_reader(struct store_backend_account *ba, const char **error_r);
 void ssql_reader_put(struct store_backend_account *ba, struct ssql_conn *c);
 char *ssql_column_strdup(sqlite3_stmt *st, int col);
@@ -208,6 +227,12 @@ int ssql_move_all(struct store_backend_account *ba, struct ssql_conn *c, int64_t
 char *ssql_keywords_join(const char *const *keywords);
 
 /* store_sqlite_commit.c */
+void ssql_pool_init(struct ssql_pool *pool);
+void ssql_pool_destroy(struct ssql_pool *pool);
+/* Runs fn(arg, i) for i in [0, n) on the pool and the calling thread;
+ * returns when all are done. */
+void ssql_pool_run(struct ssql_pool *pool, size_t n, void (*fn)(void *arg, size_t i),
+    void *arg);
 /* Inserts the parsed metadata of a new message file; sets *body_id_r and
  * *thread_id_r. */
 int ssql_body_insert(struct ssql_conn *c, const char *guid, uint64_t size,

@@ -12,8 +12,10 @@
  *      several accounts' locks): BEGIN IMMEDIATE, then per target the quota
  *      check, the rows (UID = uidnext++, MODSEQ = ++highestmodseq) and a
  *      hard link of the temp file to msg/<mailbox-id>/<uid>.<guid>;
- *   3. one fsync per touched mailbox directory;
- *   4. one COMMIT per account: the WAL fsync that makes the rows durable.
+ *   3. one fsync per touched mailbox directory, then
+ *   4. one COMMIT per account: the WAL fsync that makes the rows durable;
+ *      3 and 4 run for all accounts at once on a pool of threads, so that
+ *      the filesystem merges their flushes.
  *
  * An error fails what it touches: a temp file's fsync its commit, a
  * directory's fsync or the index its account (the links made are removed,
@@ -38,10 +40,12 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
+#include "mail/charset.h"
 #include "mail/mime.h"
 #include "store/store_sqlite.h"
 
 #define SSQL_THREAD_REFS_MAX 64     /* Message-IDs looked at for threading */
+#define SSQL_POOL_MAX 32            /* threads finishing accounts side by side */
 #define SSQL_MSGID_MAX 998
 
 int
@@ -204,19 +208,55 @@ bind_opt(sqlite3_stmt *st, int col, const char *s)
 		sqlite3_bind_null(st, col);
 }
 
+/* Splits the parser's search text into header and body. The parser puts
+ * the decoded Subject, From, To, Cc and Bcc of the top-level header first,
+ * one per line; when the text starts with exactly that, the rest is the
+ * body (IMAP SEARCH BODY must not match the header). Otherwise the whole
+ * text counts as body, which can only make BODY match too much. The header
+ * column also gets the other fields IMAP SEARCH TEXT should find. */
+static void
+search_text_split(const struct mime_summary *s, struct buf *header, const char **body,
+    size_t *body_len)
+{
+	const char *decoded[] = { s->subject, s->from, s->to, s->cc, s->bcc };
+	const char *raw[] = { s->sender, s->reply_to, s->date, s->message_id };
+	const char *text = buf_cstr(&s->text);
+	size_t i;
+
+	for (i = 0; i < sizeof(decoded) / sizeof(decoded[0]); i++) {
+		if (decoded[i] == NULL)
+			continue;
+		if (header->len > 0)
+			buf_putc(header, '\n');
+		mail_header_decode(decoded[i], strlen(decoded[i]), header);
+	}
+	*body = text;
+	*body_len = s->text.len;
+	if (header->len > 0 && header->len <= s->text.len &&
+	    memcmp(text, header->data, header->len) == 0 &&
+	    (text[header->len] == '\n' || text[header->len] == '\0')) {
+		*body = text + header->len;
+		*body_len = s->text.len - header->len;
+	}
+	for (i = 0; i < sizeof(raw) / sizeof(raw[0]); i++) {
+		if (raw[i] == NULL)
+			continue;
+		buf_putc(header, '\n');
+		buf_puts(header, raw[i]);
+	}
+}
+
 int
 ssql_body_insert(struct ssql_conn *c, const char *guid, uint64_t size,
     const struct mime_summary *s, int64_t *body_id_r, int64_t *thread_id_r,
     const char **error_r)
 {
-	const char *hdr[] = { s->subject, s->from, s->sender, s->reply_to, s->to, s->cc,
-	    s->bcc, s->date, s->message_id };
 	struct buf parts = BUF_INIT, header = BUF_INIT;
 	sqlite3_stmt *st;
+	const char *body;
+	size_t body_len;
 	int64_t body_id;
-	size_t i;
 	int rc = -1;
-
 	if ((st = ssql_stmt(c, SST_BODY_INSERT, error_r)) == NULL)
 		return -1;
 	sqlite3_bind_text(st, 1, guid, -1, SQLITE_STATIC);
@@ -246,17 +286,12 @@ ssql_body_insert(struct ssql_conn *c, const char *guid, uint64_t size,
 	body_id = sqlite3_last_insert_rowid(c->db);
 	if (thread_assign(c, s, body_id, thread_id_r, error_r) < 0)
 		goto out;
-	for (i = 0; i < sizeof(hdr) / sizeof(hdr[0]); i++) {
-		if (hdr[i] == NULL)
-			continue;
-		buf_puts(&header, hdr[i]);
-		buf_putc(&header, '\n');
-	}
+	search_text_split(s, &header, &body, &body_len);
 	if ((st = ssql_stmt(c, SST_TEXT_INSERT, error_r)) == NULL)
 		goto out;
 	sqlite3_bind_int64(st, 1, body_id);
 	sqlite3_bind_text(st, 2, buf_cstr(&header), (int)header.len, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, buf_cstr(&s->text), (int)s->text.len, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, body, (int)body_len, SQLITE_STATIC);
 	if (ssql_step_done(c, st, error_r) < 0)
 		goto out;
 	*body_id_r = body_id;
@@ -265,6 +300,93 @@ out:
 	buf_free(&parts);
 	buf_free(&header);
 	return rc;
+}
+
+/* --- the pool ------------------------------------------------------------ */
+
+void
+ssql_pool_init(struct ssql_pool *pool)
+{
+	memset(pool, 0, sizeof(*pool));
+	pthread_mutex_init(&pool->lock, NULL);
+	pthread_cond_init(&pool->work, NULL);
+	pthread_cond_init(&pool->done, NULL);
+}
+
+static void *
+pool_thread(void *p)
+{
+	struct ssql_pool *pool = p;
+	size_t i;
+
+	pthread_mutex_lock(&pool->lock);
+	for (;;) {
+		while (!pool->quit && pool->next >= pool->n)
+			pthread_cond_wait(&pool->work, &pool->lock);
+		if (pool->quit)
+			break;
+		i = pool->next++;
+		pthread_mutex_unlock(&pool->lock);
+		pool->fn(pool->arg, i);
+		pthread_mutex_lock(&pool->lock);
+		if (++pool->finished == pool->n)
+			pthread_cond_signal(&pool->done);
+	}
+	pthread_mutex_unlock(&pool->lock);
+	return NULL;
+}
+
+void
+ssql_pool_destroy(struct ssql_pool *pool)
+{
+	size_t i;
+
+	pthread_mutex_lock(&pool->lock);
+	pool->quit = 1;
+	pthread_cond_broadcast(&pool->work);
+	pthread_mutex_unlock(&pool->lock);
+	for (i = 0; i < pool->nthreads; i++)
+		pthread_join(pool->threads[i], NULL);
+	free(pool->threads);
+	pthread_cond_destroy(&pool->done);
+	pthread_cond_destroy(&pool->work);
+	pthread_mutex_destroy(&pool->lock);
+}
+
+void
+ssql_pool_run(struct ssql_pool *pool, size_t n, void (*fn)(void *arg, size_t i), void *arg)
+{
+	size_t i, want = n - 1 < SSQL_POOL_MAX ? n - 1 : SSQL_POOL_MAX;
+	pthread_t th;
+
+	if (n == 0)
+		return;
+	pthread_mutex_lock(&pool->lock);
+	/* Threads are made as batches need them, and kept. */
+	while (pool->nthreads < want) {
+		if (pthread_create(&th, NULL, pool_thread, pool) != 0)
+			break;
+		pool->threads = xreallocarray(pool->threads, pool->nthreads + 1,
+		    sizeof(*pool->threads));
+		pool->threads[pool->nthreads++] = th;
+	}
+	pool->fn = fn;
+	pool->arg = arg;
+	pool->n = n;
+	pool->next = 0;
+	pool->finished = 0;
+	pthread_cond_broadcast(&pool->work);
+	while (pool->next < pool->n) {
+		i = pool->next++;
+		pthread_mutex_unlock(&pool->lock);
+		fn(arg, i);
+		pthread_mutex_lock(&pool->lock);
+		pool->finished++;
+	}
+	while (pool->finished < pool->n)
+		pthread_cond_wait(&pool->done, &pool->lock);
+	pool->n = pool->next = pool->finished = 0;
+	pthread_mutex_unlock(&pool->lock);
 }
 
 /* --- the batch ------------------------------------------------------------ */
@@ -460,15 +582,38 @@ sync_files(struct store_backend *be, struct store_commit **batch, size_t n)
 	}
 }
 
+/* Makes one account's part of a batch durable: its directories, then its
+ * index commit (the connection stays locked by the leader). */
+static void
+account_finish(void *arg, size_t k)
+{
+	struct batch_account *a = &((struct batch_account *)arg)[k];
+	sqlite3_stmt *st;
+	const char *error;
+	char dir[32];
+	size_t i;
+
+	if (a->failed)
+		return;
+	for (i = 0; i < a->ndirs; i++) {
+		snprintf(dir, sizeof(dir), "%lld", (long long)a->dirs[i]);
+		if (ssql_fsync_dir(a->ba->be, a->ba->msg_fd, dir, &error) < 0) {
+			a->failed = 1;
+			return;
+		}
+	}
+	if ((st = ssql_stmt(a->ba->w, SST_COMMIT, &error)) == NULL ||
+	    ssql_step_done(a->ba->w, st, &error) < 0)
+		a->failed = 1;
+}
+
 void
 ssql_commit_batch(struct store_backend *be, struct store_commit **batch, size_t n)
 {
 	struct batch_account *accts = NULL, *a;
 	struct store_backend_account *ba;
 	const char *error;
-	char dir[32];
 	size_t nacct = 0, i, j, k;
-	int rc;
 
 	sync_files(be, batch, n);
 
@@ -505,29 +650,24 @@ ssql_commit_batch(struct store_backend *be, struct store_commit **batch, size_t 
 			a = batch_account_find(accts, nacct, store_account_backend(t->acct));
 			if (a->failed)
 				continue;
-			if ((rc = target_insert(be, a, batch[i], i, j)) == -2)
+			if (target_insert(be, a, batch[i], i, j) == -2)
 				a->failed = 1;
 		}
 	}
 
+	if (nacct == 1)
+		account_finish(accts, 0);
+	else
+		ssql_pool_run(&be->pool, nacct, account_finish, accts);
 	for (k = 0; k < nacct; k++) {
 		a = &accts[k];
-		for (i = 0; !a->failed && i < a->ndirs; i++) {
-			snprintf(dir, sizeof(dir), "%lld", (long long)a->dirs[i]);
-			if (ssql_fsync_dir(be, a->ba->msg_fd, dir, &error) < 0)
-				a->failed = 1;
-		}
-		if (!a->failed) {
-			a->begun = 0;   /* ssql_wcommit unlocks, even on failure */
-			if (ssql_wcommit(a->ba, &error) < 0)
-				a->failed = 1;
-		}
+		if (!a->begun)
+			continue;
 		if (a->failed) {
-			if (a->begun)
-				ssql_wrollback(a->ba);
-			a->begun = 0;
+			ssql_wrollback(a->ba);
 			ssql_names_unlink(a->ba, &a->linked);
-		}
+		} else
+			ssql_wunlock(a->ba);
 	}
 
 	for (i = 0; i < n; i++) {

@@ -66,10 +66,12 @@ keywords_split(const char *s)
 	return kw;
 }
 
+/* Called once per row of big listings: no formatting. */
 static void
 row_to_message(sqlite3_stmt *st, struct store_message *m)
 {
 	const unsigned char *guid, *kw;
+	int len;
 
 	m->uid = (uint32_t)sqlite3_column_int64(st, 0);
 	m->modseq = (uint64_t)sqlite3_column_int64(st, 1);
@@ -79,10 +81,12 @@ row_to_message(sqlite3_stmt *st, struct store_message *m)
 	kw = sqlite3_column_text(st, 5);
 	m->keywords = kw != NULL ? keywords_split((const char *)kw) : NULL;
 	guid = sqlite3_column_text(st, 6);
-	if (guid != NULL)
-		snprintf(m->guid, sizeof(m->guid), "%s", (const char *)guid);
-	else
-		m->guid[0] = '\0';
+	len = sqlite3_column_bytes(st, 6);
+	if (guid == NULL || len < 0 || len >= (int)sizeof(m->guid))
+		len = 0;
+	if (len > 0)
+		memcpy(m->guid, guid, (size_t)len);
+	m->guid[len] = '\0';
 	m->thread_id = sqlite3_column_int64(st, 7);
 }
 

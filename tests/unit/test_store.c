@@ -849,6 +849,28 @@ test_search(void **state)
 	assert_int_equal(n, 1);
 	assert_int_equal(uids[0], 2);
 	free(uids);
+	/* BODY does not see the header; TEXT does, decoded. */
+	assert_int_equal(store_search_text(f->acct, inbox, "hello", 1, &uids, &n, &error), 0);
+	assert_int_equal(n, 0);
+	free(uids);
+	assert_int_equal(store_search_text(f->acct, inbox, "b@example", 0, &uids, &n, &error),
+	    0);
+	assert_int_equal(n, 1);
+	assert_int_equal(uids[0], 2);
+	free(uids);
+	append(f->store, f->acct, "INBOX", "Subject: =?UTF-8?B?w5xiZXJyYXNjaHVuZw==?=\r\n"
+	    "Content-Type: text/plain; charset=iso-8859-1\r\n"
+	    "Content-Transfer-Encoding: quoted-printable\r\n\r\nGr=FC=DFe aus K=F6ln\r\n",
+	    0, NULL);
+	assert_int_equal(store_search_text(f->acct, inbox, "überrasch", 0, &uids, &n, &error),
+	    0);
+	assert_int_equal(n, 1);
+	assert_int_equal(uids[0], 4);
+	free(uids);
+	assert_int_equal(store_search_text(f->acct, inbox, "grüße aus KÖLN", 1, &uids, &n,
+	    &error), 0);
+	assert_int_equal(n, 1);
+	free(uids);
 	/* Short needles: a scan, still case-insensitive. */
 	assert_int_equal(store_search_text(f->acct, inbox, "zQ", 0, &uids, &n, &error), 0);
 	assert_int_equal(n, 1);
@@ -862,7 +884,7 @@ test_search(void **state)
 	assert_int_equal(n, 0);
 	free(uids);
 	assert_int_equal(store_search_text(f->acct, inbox, "", 0, &uids, &n, &error), 0);
-	assert_int_equal(n, 3);
+	assert_int_equal(n, 4);
 	free(uids);
 	assert_int_equal(store_search_text(f->acct, inbox, "nowhere to be found", 0, &uids,
 	    &n, &error), 0);
