@@ -29,6 +29,10 @@ cli_command_fn cmd_account;
 cli_command_fn cmd_alias;
 cli_command_fn cmd_catchall;
 cli_command_fn cmd_import;
+cli_command_fn cmd_import_mail;   /* import maildir|mbox, from cmd_import */
+cli_command_fn cmd_mailbox;
+cli_command_fn cmd_message;
+cli_command_fn cmd_export;
 cli_command_fn cmd_config_reference;
 
 /* Loads the config (once); on failure prints the error and returns -1. */

@@ -22,6 +22,7 @@
 #include "core/parse.h"
 #include "core/xmalloc.h"
 #include "directory/directory.h"
+#include "store/store.h"
 
 #define MAX_POSITIONAL 64
 
@@ -544,6 +545,7 @@ account_remove(struct cli *cli, int argc, char **argv)
 {
 	struct directory_account a;
 	struct directory *dir;
+	struct store *store = NULL;
 	const char *error;
 	char *pos[1];
 	int ret, rc = 1;
@@ -560,15 +562,20 @@ account_remove(struct cli *cli, int argc, char **argv)
 			cli_error("no account %s", pos[0]);
 	} else if (directory_account_remove(dir, a.address, &error) < 0) {
 		cli_error("%s", error);
+	} else if (store_open(cli->cfg.data_dir, &store, &error) < 0 ||
+	    store_account_delete(store, a.id, &error) < 0) {
+		/* Gone from the directory: nothing delivers to it any more. */
+		cli_error("account %s removed, but not its mail: %s", a.address, error);
 	} else {
 		if (cli->json)
 			cli_dir_print_json(json_pack("{s:s, s:I, s:s}", "account", a.address,
 			    "id", (json_int_t)a.id, "result", "removed"));
 		else
-			printf("account %s removed (its mail, mail/%lld/ in the data "
-			    "directory, is left in place)\n", a.address, (long long)a.id);
+			printf("account %s removed with its mail\n", a.address);
 		rc = 0;
 	}
+	if (store != NULL)
+		store_close(&store);
 	directory_account_clear(&a);
 	directory_close(&dir);
 	return rc;

@@ -350,10 +350,13 @@ cmd_import(struct cli *cli, int argc, char **argv)
 {
 	char *pos[2];
 
+	if (argc >= 2 && (strcmp(argv[1], "maildir") == 0 || strcmp(argv[1], "mbox") == 0))
+		return cmd_import_mail(cli, argc, argv);
 	if (cli_dir_parse_args(argc - 1, argv + 1, NULL, pos, 2) != 2)
 		return 2;
 	if (strcmp(pos[0], "passwd-file") != 0) {
-		cli_error("unknown import format '%s' (known: passwd-file)", pos[0]);
+		cli_error("unknown import format '%s' (known: passwd-file, maildir, "
+		    "mbox)", pos[0]);
 		return 2;
 	}
 	return import_passwd_file(cli, pos[1]);

@@ -21,7 +21,14 @@ static const struct {
 	  "         passwd ADDR [--password-stdin] | quota ADDR SIZE [--messages N]" },
 	{ "alias", cmd_alias, "alias add ADDR TARGET... | list [DOMAIN] | remove ADDR [TARGET]" },
 	{ "catchall", cmd_catchall, "catchall set DOMAIN TARGET | clear DOMAIN" },
-	{ "import", cmd_import, "import passwd-file FILE" },
+	{ "import", cmd_import,
+	  "import passwd-file FILE | maildir ADDR DIR [--no-resume] |\n"
+	  "         mbox ADDR FILE [--mailbox NAME] [--no-resume]" },
+	{ "export", cmd_export, "export maildir|mbox ADDR DIR [--mailbox NAME]" },
+	{ "mailbox", cmd_mailbox,
+	  "mailbox list ADDR | create ADDR NAME | rename ADDR NAME NEWNAME | delete ADDR NAME" },
+	{ "message", cmd_message,
+	  "message list ADDR [--mailbox NAME] | show ADDR UID [--mailbox NAME]" },
 	{ "config-reference", cmd_config_reference, "config-reference" },
 };
 
