@@ -100,7 +100,7 @@ def test_capabilities_after_login(srv, account):
         for cap in ("IMAP4REV1", "IDLE", "NAMESPACE", "UIDPLUS", "MOVE", "UNSELECT",
                     "CHILDREN", "SPECIAL-USE", "ENABLE", "CONDSTORE", "LIST-EXTENDED",
                     "LIST-STATUS", "STATUS=SIZE", "QUOTA", "ESEARCH", "UTF8=ACCEPT",
-                    "LITERAL-"):
+                    "LITERAL-", "SEARCHRES", "CREATE-SPECIAL-USE", "APPENDLIMIT=1073741824"):
             assert cap in caps, (cap, caps)
 
 
@@ -150,6 +150,10 @@ def test_mailbox_management(srv, account):
             untagged
         assert c.imap("DELETE INBOX")[0].startswith("NO")
         assert c.imap("CREATE inbox")[0].startswith("NO")
+        assert c.imap("CREATE Spam (USE (\\Junk))")[0].startswith("OK")
+        assert c.imap("CREATE Other (USE (\\Bogus))")[0].startswith("NO [USEATTR]")
+        _, untagged = c.imap('LIST "" Spam')
+        assert untagged == ['* LIST (\\HasNoChildren \\Junk) "/" "Spam"'], untagged
         status, untagged = c.imap("STATUS Projects/2025 (MESSAGES UIDNEXT UIDVALIDITY "
                                   "UNSEEN SIZE DELETED HIGHESTMODSEQ)")
         assert status.startswith("OK"), status
@@ -295,6 +299,16 @@ def test_uidplus_and_condstore(srv, account):
         status, untagged = c.imap("UID SEARCH RETURN (MIN MAX COUNT ALL) ALL")
         assert untagged == ['* ESEARCH (TAG "%s") UID MIN 1 MAX 3 COUNT 3 ALL 1:3' %
                             status_tag(c)], untagged
+        # SEARCHRES: "$" is the saved result, for FETCH, STORE and SEARCH.
+        status, untagged = c.imap("SEARCH RETURN (SAVE) UID 2:3")
+        assert status.startswith("OK") and untagged == [], untagged
+        _, untagged = c.imap("FETCH $ (UID)")
+        assert [re.search(r"UID (\d+)", l).group(1) for l in untagged] == ["2", "3"]
+        status, untagged = c.imap("UID SEARCH $ NOT UID 3")
+        assert untagged == ["* SEARCH 2"], untagged
+        status, untagged = c.imap("SEARCH RETURN (SAVE MAX) ALL")
+        _, untagged = c.imap("UID FETCH $ (FLAGS)")
+        assert len(untagged) == 1 and "UID 3" in untagged[0], untagged
         status, untagged = c.imap("UID COPY 1:3 Archive")
         assert re.match(r"OK \[COPYUID \d+ 1:3 1:3\]", status), status
         status, untagged = c.imap("UID STORE 2 +FLAGS.SILENT (\\Deleted)")

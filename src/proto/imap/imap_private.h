@@ -99,6 +99,9 @@ struct imap_view {
 	char **keywords;
 	uint32_t nkeywords;
 	struct store_watch *watch;
+	/* SEARCHRES (RFC 5182): the UIDs "$" stands for. */
+	uint32_t *saved;
+	size_t nsaved;
 	unsigned readonly : 1;
 	unsigned dirty : 1;             /* the store said something changed */
 	unsigned dirty_exists : 1;      /* messages came: EXISTS is due */
@@ -276,7 +279,8 @@ void imap_view_mark_expunged(struct imap_view *view, const uint32_t *uids, size_
 
 struct imap_seqset;
 /* Turns a sequence set (or UID set) argument into the 0-based indices of
- * the view's messages, ascending. Returns 0, or -1 with an error text. */
+ * the view's messages, ascending; "$" is the saved search result. Returns
+ * 0, or -1 with an error text. */
 int imap_view_resolve(const struct imap_view *view, const char *set, int uid,
     uint32_t **idx_r, size_t *count_r, const char **error_r);
 

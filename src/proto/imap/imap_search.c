@@ -215,11 +215,16 @@ imap_search_key(const struct imap_arg **ap, unsigned depth, struct imap_search_k
 		struct imap_seqset set;
 
 		k = imap_key_new(IMAP_SK_UIDSET);
-		if (v == NULL || v->type != IMAP_ARG_ATOM ||
-		    imap_seqset_parse(v->str, &set, error_r) < 0)
+		if (v == NULL || v->type != IMAP_ARG_ATOM)
 			goto bad;
-		imap_seqset_free(&set);
-		k->str = xstrdup(v->str);
+		if (strcmp(v->str, "$") == 0) {
+			k->op = IMAP_SK_SAVED;
+		} else {
+			if (imap_seqset_parse(v->str, &set, error_r) < 0)
+				goto bad;
+			imap_seqset_free(&set);
+			k->str = xstrdup(v->str);
+		}
 	} else if (strcasecmp(name, "NOT") == 0) {
 		const struct imap_arg *rest = v;
 
@@ -256,6 +261,9 @@ imap_search_key(const struct imap_arg **ap, unsigned depth, struct imap_search_k
 		if (imap_search_number(v, INT64_MAX, &k->num) < 0)
 			goto bad;
 		prog->has_modseq = 1;
+	} else if (strcmp(name, "$") == 0) {
+		k = imap_key_new(IMAP_SK_SAVED);
+		used = 0;
 	} else {
 		struct imap_seqset set;
 
@@ -301,9 +309,12 @@ imap_search_return(const struct imap_arg *list, struct imap_search_program *prog
 			prog->ret |= IMAP_SEARCH_RET_ALL;
 		else if (strcasecmp(a->str, "COUNT") == 0)
 			prog->ret |= IMAP_SEARCH_RET_COUNT;
+		else if (strcasecmp(a->str, "SAVE") == 0)
+			prog->ret |= IMAP_SEARCH_RET_SAVE;
 		else
 			goto bad;
 	}
+	/* RETURN () is ALL; SAVE alone returns nothing (RFC 5182 2.1). */
 	if (prog->ret == 0)
 		prog->ret = IMAP_SEARCH_RET_ALL;
 	return 0;

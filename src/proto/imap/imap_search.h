@@ -36,6 +36,7 @@ enum imap_search_op {
 	IMAP_SK_BODY,                   /* str, full-text */
 	IMAP_SK_TEXT,
 	IMAP_SK_MODSEQ,                 /* num: modseq >= num */
+	IMAP_SK_SAVED,                  /* "$": the saved result (SEARCHRES) */
 };
 
 struct imap_search_key {
@@ -57,6 +58,7 @@ struct imap_search_key {
 #define IMAP_SEARCH_RET_MAX 0x02
 #define IMAP_SEARCH_RET_ALL 0x04
 #define IMAP_SEARCH_RET_COUNT 0x08
+#define IMAP_SEARCH_RET_SAVE 0x10
 
 struct imap_search_program {
 	struct imap_search_key *root;   /* an AND of the top-level keys */

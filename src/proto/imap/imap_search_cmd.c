@@ -34,6 +34,8 @@ struct imap_search_job {
 	uint32_t *hits;                 /* view indices */
 	size_t nhits;
 	uint64_t highest;
+	uint32_t *saved;                /* "$" when the search began */
+	size_t nsaved;
 	struct imap_result res;
 	unsigned uid_cmd : 1;
 	unsigned esearch : 1;
@@ -322,6 +324,8 @@ imap_search_eval(struct imap_search_job *j, struct imap_search_msg *sm,
 		return imap_u32_bsearch(k->uids, k->nuids, sm->m->uid);
 	case IMAP_SK_MODSEQ:
 		return sm->m->modseq >= k->num;
+	case IMAP_SK_SAVED:
+		return imap_u32_bsearch(j->saved, j->nsaved, sm->m->uid);
 	}
 	return 0;
 }
@@ -393,8 +397,35 @@ imap_search_job_free(struct imap_search_job *j)
 	if (j->meta != NULL)
 		store_messages_free(&j->meta, j->nmeta);
 	imap_result_clear(&j->res);
+	free(j->saved);
 	free(j->hits);
 	free(j);
+}
+
+/* SEARCHRES: what "$" stands for from now on (MIN and MAX alone save just
+ * those, RFC 5182 2.1). A failed SAVE search empties it. */
+static void
+imap_search_save(struct imap_session *s, const struct imap_search_job *j)
+{
+	struct imap_view *v = s->view;
+	unsigned ret = j->prog.ret;
+	size_t i;
+
+	free(v->saved);
+	v->saved = NULL;
+	v->nsaved = 0;
+	if (j->res.failed || j->nhits == 0)
+		return;
+	v->saved = xreallocarray(NULL, j->nhits, sizeof(*v->saved));
+	if (ret & (IMAP_SEARCH_RET_MIN | IMAP_SEARCH_RET_MAX)) {
+		if (ret & IMAP_SEARCH_RET_MIN)
+			v->saved[v->nsaved++] = v->msgs[j->hits[0]].uid;
+		if ((ret & IMAP_SEARCH_RET_MAX) && (v->nsaved == 0 || j->nhits > 1))
+			v->saved[v->nsaved++] = v->msgs[j->hits[j->nhits - 1]].uid;
+		return;
+	}
+	for (i = 0; i < j->nhits; i++)
+		v->saved[v->nsaved++] = v->msgs[j->hits[i]].uid;
 }
 
 static void
@@ -410,6 +441,8 @@ imap_search_done(struct imap_session *s, void *arg)
 		imap_search_job_free(j);
 		return;
 	}
+	if (j->prog.ret & IMAP_SEARCH_RET_SAVE)
+		imap_search_save(s, j);
 	if (j->res.failed) {
 		imap_finish_result(s, &j->res);
 		imap_search_job_free(j);
@@ -419,7 +452,9 @@ imap_search_done(struct imap_session *s, void *arg)
 	nums = xreallocarray(NULL, j->nhits + 1, sizeof(*nums));
 	for (i = 0; i < j->nhits; i++)
 		nums[i] = j->uid_cmd ? v->msgs[j->hits[i]].uid : j->hits[i] + 1;
-	if (j->esearch) {
+	if (j->esearch && (j->prog.ret & ~IMAP_SEARCH_RET_SAVE) == 0) {
+		/* RETURN (SAVE): no ESEARCH response. */
+	} else if (j->esearch) {
 		unsigned ret = j->prog.ret;
 
 		buf_printf(&out, "* ESEARCH (TAG \"%s\")%s", s->tag, j->uid_cmd ? " UID" : "");
@@ -442,7 +477,8 @@ imap_search_done(struct imap_session *s, void *arg)
 		if (j->prog.has_modseq && j->nhits > 0)
 			buf_printf(&out, " (MODSEQ %llu)", (unsigned long long)j->highest);
 	}
-	buf_puts(&out, "\r\n");
+	if (out.len > 0)
+		buf_puts(&out, "\r\n");
 	net_conn_write(s->conn, out.data, out.len);
 	buf_free(&out);
 	free(nums);
@@ -473,6 +509,12 @@ imap_cmd_search(struct imap_session *s, const struct imap_cmd *cmd)
 	j->mailbox_id = s->view->mailbox_id;
 	j->view = s->view;
 	j->uid_cmd = cmd->uid;
+	if (s->view->nsaved > 0) {
+		j->saved = xreallocarray(NULL, s->view->nsaved, sizeof(*j->saved));
+		memcpy(j->saved, s->view->saved, s->view->nsaved * sizeof(*j->saved));
+		j->nsaved = s->view->nsaved;
+		qsort(j->saved, j->nsaved, sizeof(*j->saved), imap_u32_cmp);
+	}
 	/* IMAP4rev2 has ESEARCH only (RFC 9051 7.3.4). */
 	j->esearch = j->prog.esearch || imap_rev2(s);
 	if (j->esearch && j->prog.ret == 0)

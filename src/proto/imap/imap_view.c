@@ -124,6 +124,7 @@ imap_view_free(struct imap_view **vp)
 		free(v->keywords[i]);
 	free(v->keywords);
 	free(v->msgs);
+	free(v->saved);
 	free(v->name);
 	free(v);
 }
@@ -518,7 +519,19 @@ imap_view_resolve(const struct imap_view *v, const char *text, int uid, uint32_t
 	struct imap_seqset set;
 	uint32_t *idx = NULL;
 	size_t n = 0, cap = 0, r;
+	int64_t k;
 
+	if (strcmp(text, "$") == 0) {
+		/* The saved UIDs still in the view, in order. */
+		idx = xreallocarray(NULL, v->nsaved + 1, sizeof(*idx));
+		for (r = 0; r < v->nsaved; r++) {
+			if ((k = imap_view_find_uid(v, v->saved[r])) >= 0)
+				idx[n++] = (uint32_t)k;
+		}
+		*idx_r = idx;
+		*count_r = n;
+		return 0;
+	}
 	if (imap_seqset_parse(text, &set, error_r) < 0)
 		return -1;
 	if (uid) {
