@@ -7,14 +7,8 @@
 #include "core/xmalloc.h"
 #include "net/conn.h"
 #include "proto/pop3/pop3.h"
+#include "proto/pop3/pop3_internal.h"
 #include "proto/proto.h"
-
-enum pop3_state {
-	POP3_AUTHORIZATION,
-	POP3_SASL,              /* AUTH: reading response lines */
-	POP3_WAITING,           /* the auth service is working */
-	POP3_TRANSACTION,
-};
 
 /* The states a command is valid in. */
 #define POP3_IN_AUTHORIZATION 0x01
@@ -22,25 +16,6 @@ enum pop3_state {
 #define POP3_IN_ANY (POP3_IN_AUTHORIZATION | POP3_IN_TRANSACTION)
 /* Logins are only taken under TLS (RFC 2595 section 2.2). */
 #define POP3_NEEDS_TLS 0x04
-/* Needs the maildrop: answered -ERR [SYS/TEMP] for now. */
-#define POP3_NEEDS_STORE 0x08
-
-#define POP3_UNAVAILABLE "-ERR [SYS/TEMP] Mailbox access is not available on this server yet"
-
-struct pop3_session {
-	struct net_conn *conn;
-	struct proto_context *ctx;
-	const struct config *cfg;
-	enum pop3_state state;
-	char *user_name;                /* from USER, waiting for PASS */
-	char *user;                     /* after login */
-	struct auth_request *auth;
-	int auth_failures;
-	int errors;
-	unsigned closing : 1;           /* said goodbye: read nothing more */
-	unsigned tls_starting : 1;      /* STLS accepted, handshake to come */
-	unsigned stopping : 1;          /* server shutdown: close when idle */
-};
 
 struct pop3_command {
 	const char *name;
@@ -49,23 +24,23 @@ struct pop3_command {
 	int flags;
 };
 
-static void
+void
 pop3_reply(struct pop3_session *s, const char *line)
 {
 	net_conn_puts(s->conn, line);
 	net_conn_puts(s->conn, "\r\n");
 }
 
-static void
+void
 pop3_close(struct pop3_session *s, const char *line)
 {
-	pop3_reply(s, line);
+	if (line != NULL)
+		pop3_reply(s, line);
 	net_conn_close(s->conn);
 	s->closing = 1;
 }
 
-/* A reply to a bad command; too many of them and we hang up. */
-static void
+void
 pop3_error(struct pop3_session *s, const char *line)
 {
 	pop3_reply(s, line);
@@ -96,9 +71,13 @@ cmd_capa(struct pop3_session *s, char *args)
 	} else {
 		pop3_reply(s, "STLS");
 	}
+	pop3_reply(s, "TOP");
+	pop3_reply(s, "UIDL");
 	pop3_reply(s, "RESP-CODES");
 	pop3_reply(s, "AUTH-RESP-CODE");
 	pop3_reply(s, "PIPELINING");
+	/* We never delete mail on our own. */
+	pop3_reply(s, "EXPIRE NEVER");
 	pop3_reply(s, "IMPLEMENTATION Petrel");
 	pop3_reply(s, ".");
 }
@@ -133,8 +112,11 @@ pop3_auth_done(void *arg, enum auth_status status, const char *challenge)
 		return;
 	case AUTH_OK:
 		s->user = xstrdup(auth_request_user(s->auth));
-		pop3_reply(s, "+OK Logged in");
-		break;
+		s->account_id = auth_request_account_id(s->auth);
+		auth_request_free(&s->auth);
+		/* The reply comes once the maildrop is open. */
+		pop3_transaction_begin(s);
+		return;
 	case AUTH_FAILED:
 		s->auth_failures++;
 		pop3_reply(s, "-ERR [AUTH] Authentication failed");
@@ -150,7 +132,13 @@ pop3_auth_done(void *arg, enum auth_status status, const char *challenge)
 		break;
 	}
 	auth_request_free(&s->auth);
-	s->state = s->user != NULL ? POP3_TRANSACTION : POP3_AUTHORIZATION;
+	s->state = POP3_AUTHORIZATION;
+	pop3_authorization_next(s);
+}
+
+void
+pop3_authorization_next(struct pop3_session *s)
+{
 	if (s->closing)
 		return;
 	if (s->auth_failures >= s->cfg->auth_max_failures) {
@@ -261,8 +249,27 @@ cmd_noop(struct pop3_session *s, char *args)
 static void
 cmd_quit(struct pop3_session *s, char *args)
 {
-	/* In TRANSACTION state this would enter UPDATE: nothing to update. */
-	pop3_close(s, "+OK Bye");
+	if (*args != '\0') {
+		pop3_error(s, "-ERR Syntax: QUIT");
+		return;
+	}
+	if (s->state == POP3_TRANSACTION)
+		pop3_cmd_update(s);
+	else
+		pop3_close(s, "+OK Bye");
+}
+
+void
+pop3_command_done(struct pop3_session *s)
+{
+	s->busy = 0;
+	if (s->closing)
+		return;
+	if (s->stopping) {
+		pop3_close(s, "-ERR [SYS/TEMP] Server shutting down");
+		return;
+	}
+	net_conn_resume(s->conn);
 }
 
 static const struct pop3_command pop3_commands[] = {
@@ -273,14 +280,13 @@ static const struct pop3_command pop3_commands[] = {
 	{ "PASS", cmd_pass, POP3_IN_AUTHORIZATION | POP3_NEEDS_TLS },
 	{ "AUTH", cmd_auth, POP3_IN_AUTHORIZATION | POP3_NEEDS_TLS },
 	{ "NOOP", cmd_noop, POP3_IN_TRANSACTION },
-	/* The mail store is not part of this build yet. */
-	{ "STAT", NULL, POP3_IN_TRANSACTION | POP3_NEEDS_STORE },
-	{ "LIST", NULL, POP3_IN_TRANSACTION | POP3_NEEDS_STORE },
-	{ "RETR", NULL, POP3_IN_TRANSACTION | POP3_NEEDS_STORE },
-	{ "DELE", NULL, POP3_IN_TRANSACTION | POP3_NEEDS_STORE },
-	{ "RSET", NULL, POP3_IN_TRANSACTION | POP3_NEEDS_STORE },
-	{ "TOP", NULL, POP3_IN_TRANSACTION | POP3_NEEDS_STORE },
-	{ "UIDL", NULL, POP3_IN_TRANSACTION | POP3_NEEDS_STORE },
+	{ "STAT", pop3_cmd_stat, POP3_IN_TRANSACTION },
+	{ "LIST", pop3_cmd_list, POP3_IN_TRANSACTION },
+	{ "RETR", pop3_cmd_retr, POP3_IN_TRANSACTION },
+	{ "DELE", pop3_cmd_dele, POP3_IN_TRANSACTION },
+	{ "RSET", pop3_cmd_rset, POP3_IN_TRANSACTION },
+	{ "TOP", pop3_cmd_top, POP3_IN_TRANSACTION },
+	{ "UIDL", pop3_cmd_uidl, POP3_IN_TRANSACTION },
 };
 
 static void
@@ -320,10 +326,6 @@ pop3_command(struct pop3_session *s, char *line, size_t len)
 		pop3_reply(s, "-ERR [AUTH] Plaintext authentication disallowed, use STLS");
 		return;
 	}
-	if (cmd->flags & POP3_NEEDS_STORE) {
-		pop3_reply(s, POP3_UNAVAILABLE);
-		return;
-	}
 	if (cmd->handler != cmd_pass) {
 		/* Trailing spaces are not part of the arguments. */
 		n = strlen(args);
@@ -340,7 +342,7 @@ pop3_process(struct pop3_session *s)
 	size_t len;
 	int r;
 
-	while (s->state != POP3_WAITING && !s->closing && !s->tls_starting) {
+	while (s->state != POP3_WAITING && !s->busy && !s->closing && !s->tls_starting) {
 		size_t max = s->state == POP3_SASL ? POP3_AUTH_LINE_MAX : POP3_LINE_MAX;
 
 		r = net_conn_read_line(s->conn, max, &line, &len);
@@ -403,15 +405,19 @@ pop3_event(void *arg, enum net_event ev)
 		s->state = POP3_AUTHORIZATION;
 		break;
 	case NET_EV_TIMEOUT:
+		/* Nothing can be said in the middle of a message. */
 		if (!s->closing)
-			pop3_close(s, "-ERR Autologout; idle for too long");
+			pop3_close(s, pop3_transaction_streaming(s) ? NULL :
+			    "-ERR Autologout; idle for too long");
 		break;
 	case NET_EV_SHUTDOWN:
+		/* A command under way finishes first (pop3_command_done). */
 		s->stopping = 1;
-		if (s->state != POP3_WAITING && !s->closing)
+		if (s->state != POP3_WAITING && !s->busy && !s->closing)
 			pop3_close(s, "-ERR [SYS/TEMP] Server shutting down");
 		break;
 	case NET_EV_DRAINED:
+		pop3_transaction_drained(s);
 		break;
 	}
 }
@@ -422,6 +428,7 @@ pop3_session_close(void *arg)
 	struct pop3_session *s = arg;
 
 	auth_request_free(&s->auth);
+	pop3_transaction_end(s);
 	free(s->user_name);
 	free(s->user);
 	free(s);
