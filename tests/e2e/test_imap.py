@@ -635,3 +635,61 @@ def server_state(srv, account):
                                   'HIGHESTMODSEQ))')
         assert status.startswith("OK"), status
         return sorted(l for l in untagged if l.startswith("* STATUS"))
+
+
+# ------------------------------------------------------------------ IMAP4rev2
+
+MIME_MSG = (b"From: a@example.org\r\nSubject: parts\r\nMIME-Version: 1.0\r\n"
+            b"Content-Type: multipart/mixed; boundary=XX\r\n\r\n"
+            b"--XX\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+            b"caf=C3=A9 =\r\nsoft break\r\n"
+            b"--XX\r\nContent-Type: application/octet-stream\r\n"
+            b"Content-Transfer-Encoding: base64\r\n\r\n%s\r\n"
+            b"--XX\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\n"
+            b"begin 644 x\r\n"
+            b"--XX--\r\n")
+
+
+def test_imap4rev2_and_binary(srv, account):
+    import base64 as b64mod
+    blob = bytes(range(256)) * 1200            # 300 KiB with NULs: streamed
+    enc = b64mod.encodebytes(blob).replace(b"\n", b"\r\n").rstrip(b"\r\n")
+    c = login(srv, *account)
+    with c:
+        _, untagged = c.imap("CAPABILITY")
+        assert "IMAP4rev2" in untagged[0] and "BINARY" in untagged[0], untagged
+        assert c.imap("ENABLE IMAP4rev2")[1] == ["* ENABLED IMAP4rev2"]
+        append(c, "INBOX", MIME_MSG % enc)
+        # literal8: a message with a NUL in it.
+        c.sendline("l8 APPEND INBOX ~{12}")
+        assert c.readline().startswith("+")
+        c.send(b"Subject: \x00\r\n\r\nx\r\n")
+        assert c.imap_wait("l8")[0].startswith("OK [APPENDUID")
+        status, untagged = c.imap("SELECT INBOX")
+        assert not untagged_match(untagged, "RECENT"), untagged
+        _, untagged = c.imap("SEARCH SUBJECT parts")
+        assert untagged == ['* ESEARCH (TAG "%s") ALL 1' % status_tag(c)], untagged
+        _, untagged = c.imap("FETCH 1 (BINARY.SIZE[1] BINARY.SIZE[2] BINARY.PEEK[1])")
+        assert untagged[0] == ("* 1 FETCH (BINARY.SIZE[1] 16 BINARY.SIZE[2] %d "
+                               "BINARY[1] ~{16}" % len(blob)), untagged
+        assert untagged[1] == "café soft break)", untagged
+        c.sendline("b2 FETCH 1 (BINARY.PEEK[2])")
+        head = c.readline()
+        assert head == "* 1 FETCH (BINARY[2] ~{%d}" % len(blob), head
+        got = c.buf
+        c.buf = b""
+        while len(got) < len(blob):
+            got += c.sock.recv(1 << 20)
+        c.buf = got[len(blob):]
+        assert got[:len(blob)] == blob
+        assert c.readline() == ")"
+        assert c.imap_wait("b2")[0].startswith("OK")
+        _, untagged = c.imap("FETCH 1 (BINARY.PEEK[2]<1000.3>)")
+        assert untagged[0].endswith("BINARY[2]<1000> ~{3}"), untagged
+        assert c.imap("FETCH 1 (BINARY.PEEK[3])")[0].startswith("NO [UNKNOWN-CTE]")
+        assert c.imap("FETCH 1 (BINARY[HEADER])")[0].startswith("BAD")
+        _, untagged = c.imap('LIST "" "Nope/*"')
+        assert untagged == [], untagged
+        status, untagged = c.imap("SELECT Sent")
+        assert untagged[0] == "* OK [CLOSED] Previous mailbox closed", untagged

@@ -290,6 +290,11 @@ test_stream(void **state)
 		/* Other commands, and no streaming without the limit flag. */
 		{ "a6 LOGIN {1}\r\nx y\r\n", 0, "+ a6 LOGIN l:x a:y; ", &stream_limits },
 		{ "a7 APPEND INBOX {2}\r\nhi\r\n", 0, "+ a7 APPEND a:INBOX l:hi; ", NULL },
+		/* literal8 (RFC 3516): NUL allowed; '~' alone starts an atom. */
+		{ "a8 APPEND INBOX ~{3}\r\nx\0y\r\n", 27, "S3(APPEND 2) a8 APPEND a:INBOX l:; ",
+		    &stream_limits },
+		{ "a9 X ~{3}\r\nx\0y\r\n", 16, "+ a9 X l:x\\x00y; ", NULL },
+		{ "b1 CREATE ~peter/x ~\r\n", 0, "b1 CREATE a:~peter/x a:~; ", NULL },
 		/* Sizes past 32 bits. */
 		{ "c1 APPEND INBOX {4294967296}\r\nc2 NOOP\r\n", 0,
 		    "ERR(c1):Invalid literal size; c2 NOOP; ", &stream_limits },

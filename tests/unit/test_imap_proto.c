@@ -271,6 +271,12 @@ test_sections(void **state)
 		{ "BODY[]x", "ERR" },
 		{ "BODY[TEXT", "ERR" },
 		{ "BODY[4294967296]", "ERR" },
+		{ "BINARY[1.2]<0.5>", "BINARY[1.2] k0 n2.1.2 <0.5>" },
+		{ "binary.peek[]", "BINARY[] k0 n0 peek" },
+		{ "BINARY.SIZE[3]", "BINARY.SIZE[3] k0 n1.3 peek" },
+		{ "BINARY[HEADER]", "ERR" },
+		{ "BINARY[1.TEXT]", "ERR" },
+		{ "BINARY.SIZE[1]<0.5>", "ERR" },
 	};
 	struct imap_parser *p = imap_parser_new(&limits);
 	struct imap_fetch_spec spec;

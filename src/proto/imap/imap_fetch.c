@@ -17,6 +17,7 @@
 
 #include "core/log.h"
 #include "core/xmalloc.h"
+#include "mail/decode.h"
 #include "mail/envelope.h"
 #include "mail/mime.h"
 #include "proto/imap/imap_fetch.h"
@@ -28,6 +29,9 @@
 #define IMAP_FETCH_INLINE_MAX (64 * 1024)       /* sections read whole */
 #define IMAP_FETCH_CHUNK (256 * 1024)           /* streamed per job */
 #define IMAP_FETCH_HEADER_MAX (2 * 1024 * 1024) /* read for HEADER.FIELDS */
+#define IMAP_FETCH_MIME_MAX (64 * 1024)         /* part header read for its CTE */
+
+enum { IMAP_CTE_NONE, IMAP_CTE_BASE64, IMAP_CTE_QP, IMAP_CTE_UNKNOWN };
 
 struct imap_fetch {
 	struct imap_fetch_spec spec;
@@ -46,7 +50,15 @@ struct imap_fetch {
 	unsigned sec_pos;
 	struct mime_summary *summary;
 	struct store_blob *blob;
+	unsigned streaming : 1;         /* a literal is being streamed */
 	uint64_t stream_off, stream_left;
+	/* BINARY: the content-transfer decoding of the streamed part. */
+	int decode;                     /* IMAP_CTE_* */
+	struct mail_b64 b64;
+	struct mail_qp qp;
+	uint64_t dec_skip, dec_left;    /* decoded octets to skip, to send */
+	uint64_t dec_end;               /* where the part ends (QP's last line) */
+	unsigned unknown_cte : 1;
 	/* store_message_list() of the batch (INTERNALDATE, sizes, ids). */
 	struct store_message *meta;
 	size_t nmeta;
@@ -239,6 +251,202 @@ imap_fetch_read(struct imap_fetch *f, uint64_t start, size_t len)
 	f->out.data[f->out.len] = '\0';
 }
 
+/* --- BINARY (RFC 3516) ------------------------------------------------------- */
+
+/* The Content-Transfer-Encoding of a part, from its MIME header. */
+static int
+imap_fetch_cte(struct imap_fetch *f, const struct imap_section *sec)
+{
+	struct imap_section mime = *sec;
+	struct imap_section_range r;
+	struct buf hdr = BUF_INIT, field = BUF_INIT;
+	char *name[] = { "Content-Transfer-Encoding" };
+	const char *v;
+	size_t off, len;
+	int cte = IMAP_CTE_NONE;
+
+	if (sec->npart == 0)
+		return IMAP_CTE_NONE;           /* BINARY[]: the message as it is */
+	mime.kind = IMAP_SECTION_MIME;
+	if (imap_section_locate(f->summary, &mime, &r) < 0)
+		return IMAP_CTE_NONE;
+	len = (size_t)(r.end - r.start);
+	if (len > IMAP_FETCH_MIME_MAX)
+		len = IMAP_FETCH_MIME_MAX;
+	off = f->out.len;
+	imap_fetch_read(f, r.start, len);
+	buf_append(&hdr, f->out.data + off, len);
+	f->out.len = off;
+	f->out.data[off] = '\0';
+	imap_header_filter(buf_cstr(&hdr), hdr.len, name, 1, 0, &field);
+	v = strchr(buf_cstr(&field), ':');
+	if (v != NULL) {
+		for (v++; *v == ' ' || *v == '\t' || *v == '\r' || *v == '\n'; v++)
+			;
+		len = strcspn(v, " \t\r\n;(");
+		if (len == 6 && strncasecmp(v, "base64", 6) == 0)
+			cte = IMAP_CTE_BASE64;
+		else if (len == 16 && strncasecmp(v, "quoted-printable", 16) == 0)
+			cte = IMAP_CTE_QP;
+		else if (len != 0 && !(len == 4 && strncasecmp(v, "7bit", 4) == 0) &&
+		    !(len == 4 && strncasecmp(v, "8bit", 4) == 0) &&
+		    !(len == 6 && strncasecmp(v, "binary", 6) == 0))
+			cte = IMAP_CTE_UNKNOWN;
+	}
+	buf_free(&hdr);
+	buf_free(&field);
+	return cte;
+}
+
+static void
+imap_decode_reset(struct imap_fetch *f, int cte)
+{
+	f->decode = cte;
+	memset(&f->b64, 0, sizeof(f->b64));
+	memset(&f->qp, 0, sizeof(f->qp));
+}
+
+static void
+imap_decode(struct imap_fetch *f, const void *in, size_t len, int last, struct buf *out)
+{
+	if (f->decode == IMAP_CTE_BASE64) {
+		mail_b64_decode(&f->b64, in, len, out);
+	} else if (f->decode == IMAP_CTE_QP) {
+		mail_qp_decode(&f->qp, in, len, out);
+		if (last)
+			mail_qp_finish(&f->qp, out);
+	} else {
+		buf_append(out, in, len);
+	}
+}
+
+/* Decodes [start, end) of the part a chunk at a time (the part ends at
+ * f->dec_end). Without out, returns the decoded size; with it, skips *skip
+ * decoded octets, then appends at most *max, updating both. */
+static uint64_t
+imap_decode_range(struct imap_fetch *f, uint64_t start, uint64_t end, uint64_t *skip,
+    uint64_t *max, struct buf *out)
+{
+	struct buf dec = BUF_INIT;
+	uint64_t total = 0;
+	size_t off;
+
+	while (start < end && (out == NULL || *max > 0)) {
+		size_t len = end - start < IMAP_FETCH_CHUNK ? (size_t)(end - start) :
+		    IMAP_FETCH_CHUNK;
+
+		off = f->out.len;
+		imap_fetch_read(f, start, len);
+		start += len;
+		buf_reset(&dec);
+		imap_decode(f, f->out.data + off, len, start == f->dec_end, &dec);
+		f->out.len = off;
+		f->out.data[off] = '\0';
+		total += dec.len;
+		if (out != NULL) {
+			size_t from = *skip < dec.len ? (size_t)*skip : dec.len;
+			size_t take = dec.len - from < *max ? dec.len - from : (size_t)*max;
+
+			*skip -= from;
+			buf_append(out, dec.data + from, take);
+			*max -= take;
+		}
+	}
+	buf_free(&dec);
+	return total;
+}
+
+/* Writes a BINARY or BINARY.SIZE item. Returns 1 when it is streamed. */
+static int
+imap_fetch_binary(struct imap_fetch *f, const struct imap_section *sec,
+    const struct imap_section_range *r)
+{
+	int cte = imap_fetch_cte(f, sec);
+	uint64_t total, skip = 0, len;
+
+	if (cte == IMAP_CTE_UNKNOWN) {
+		f->unknown_cte = 1;
+		buf_puts(&f->out, sec->binary_size ? "0" : "NIL");
+		return 0;
+	}
+	imap_decode_reset(f, cte);
+	f->dec_end = r->end;
+	total = cte == IMAP_CTE_NONE ? r->end - r->start :
+	    imap_decode_range(f, r->start, r->end, NULL, NULL, NULL);
+	if (sec->binary_size) {
+		buf_printf(&f->out, "%llu", (unsigned long long)total);
+		return 0;
+	}
+	if (sec->partial)
+		skip = sec->offset < total ? sec->offset : total;
+	len = total - skip;
+	if (sec->partial && sec->length < len)
+		len = sec->length;
+	if (len == 0) {
+		buf_puts(&f->out, "\"\"");
+		return 0;
+	}
+	buf_printf(&f->out, "~{%llu}\r\n", (unsigned long long)len);
+	imap_decode_reset(f, cte);
+	if (cte == IMAP_CTE_NONE) {
+		/* Nothing to decode: a byte range, as for BODY[]. */
+		if (len <= IMAP_FETCH_INLINE_MAX) {
+			imap_fetch_read(f, r->start + skip, (size_t)len);
+			return 0;
+		}
+		f->stream_off = r->start + skip;
+		f->stream_left = len;
+		f->streaming = 1;
+		return 1;
+	}
+	if (r->end - r->start <= IMAP_FETCH_INLINE_MAX) {
+		struct buf win = BUF_INIT;
+
+		imap_decode_range(f, r->start, r->end, &skip, &len, &win);
+		buf_append(&f->out, win.data, win.len);
+		buf_free(&win);
+		return 0;
+	}
+	f->stream_off = r->start;
+	f->stream_left = r->end - r->start;
+	f->dec_skip = skip;
+	f->dec_left = len;
+	f->streaming = 1;
+	return 1;
+}
+
+/* One chunk of a streamed, decoded BINARY literal. */
+static void
+imap_fetch_binary_chunk(struct imap_fetch *f)
+{
+	struct buf win = BUF_INIT;
+
+	while (f->dec_left > 0 && f->stream_left > 0 && win.len < IMAP_FETCH_CHUNK) {
+		uint64_t len = f->stream_left < IMAP_FETCH_CHUNK ? f->stream_left :
+		    IMAP_FETCH_CHUNK;
+
+		imap_decode_range(f, f->stream_off, f->stream_off + len, &f->dec_skip,
+		    &f->dec_left, &win);
+		f->stream_off += len;
+		f->stream_left -= len;
+	}
+	buf_append(&f->out, win.data, win.len);
+	buf_free(&win);
+	if (f->stream_left == 0 && f->dec_left > 0) {
+		/* Shorter than measured: keep the literal's length. */
+		f->res.failed = 1;
+		buf_reserve(&f->out, (size_t)f->dec_left);
+		memset(f->out.data + f->out.len, ' ', (size_t)f->dec_left);
+		f->out.len += (size_t)f->dec_left;
+		f->out.data[f->out.len] = '\0';
+		f->dec_left = 0;
+	}
+	if (f->dec_left == 0) {
+		f->streaming = 0;
+		f->decode = IMAP_CTE_NONE;
+	}
+}
+
 /* Writes one section of the open message. Returns 1 when it is to be
  * streamed (stream_off/left set), else 0. */
 static int
@@ -258,13 +466,15 @@ imap_fetch_section(struct imap_fetch *f, const struct imap_section *sec)
 		r.end = store_blob_size(f->blob);
 		r.filter = 0;
 	} else if (imap_section_locate(f->summary, sec, &r) < 0) {
-		buf_puts(&f->out, "\"\"");
+		buf_puts(&f->out, sec->binary_size ? "0" : "\"\"");
 		return 0;
 	}
 	if (r.end > store_blob_size(f->blob))
 		r.end = store_blob_size(f->blob);
 	if (r.start > r.end)
 		r.start = r.end;
+	if (sec->binary)
+		return imap_fetch_binary(f, sec, &r);
 	if (r.filter) {
 		size_t hlen = (size_t)(r.end - r.start), off;
 
@@ -306,6 +516,8 @@ imap_fetch_section(struct imap_fetch *f, const struct imap_section *sec)
 	}
 	f->stream_off = r.start;
 	f->stream_left = len;
+	f->decode = IMAP_CTE_NONE;
+	f->streaming = 1;
 	return 1;
 }
 
@@ -327,13 +539,19 @@ imap_fetch_work(void *arg)
 	struct imap_fetch *f = arg;
 	size_t count = 0;
 
-	if (f->stream_left > 0) {
+	if (f->streaming && f->decode != IMAP_CTE_NONE) {
+		imap_fetch_binary_chunk(f);
+		return;
+	}
+	if (f->streaming) {
 		size_t len = f->stream_left < IMAP_FETCH_CHUNK ? (size_t)f->stream_left :
 		    IMAP_FETCH_CHUNK;
 
 		imap_fetch_read(f, f->stream_off, len);
 		f->stream_off += len;
 		f->stream_left -= len;
+		if (f->stream_left == 0)
+			f->streaming = 0;
 		return;
 	}
 	while (f->pos < f->n && count < IMAP_FETCH_BATCH && f->out.len < IMAP_FETCH_BATCH_BYTES) {
@@ -381,6 +599,11 @@ imap_fetch_complete(struct imap_session *s)
 	}
 	if (f->res.failed)
 		log_warn(net_conn_id(s->conn), "event=fetch-short-read");
+	if (f->unknown_cte) {
+		imap_fetch_free(&s->fetch);
+		imap_finish(s, "NO [UNKNOWN-CTE] Cannot decode a part's transfer encoding");
+		return;
+	}
 	imap_fetch_free(&s->fetch);
 	imap_finish(s, "OK FETCH completed");
 }
@@ -390,7 +613,7 @@ imap_fetch_next(struct imap_session *s)
 {
 	struct imap_fetch *f = s->fetch;
 
-	if (f->stream_left == 0 && !f->in_msg && f->pos >= f->n) {
+	if (!f->streaming && !f->in_msg && f->pos >= f->n) {
 		imap_fetch_complete(s);
 		return;
 	}

@@ -44,6 +44,8 @@ struct imap_section {
 	uint64_t offset, length;        /* <offset.length> */
 	unsigned partial : 1;
 	unsigned peek : 1;              /* no implicit \Seen */
+	unsigned binary : 1;            /* BINARY[]: content-transfer-decoded */
+	unsigned binary_size : 1;       /* BINARY.SIZE[]: its decoded size */
 	/* What the response calls it, without the <origin>: "BODY[1.MIME]",
 	 * "RFC822.HEADER". */
 	char *name;
@@ -61,8 +63,8 @@ struct imap_fetch_spec {
  * modifier list (CHANGEDSINCE n). Returns 0, or -1 with *error_r. */
 int imap_fetch_parse(const struct imap_arg *items, const struct imap_arg *modifiers,
     struct imap_fetch_spec *spec, const char **error_r);
-/* Parses one item such as "BODY.PEEK[1.HEADER.FIELDS (A B)]<0.10>" into
- * sec (body sections only). Returns 0 or -1. */
+/* Parses one item such as "BODY.PEEK[1.HEADER.FIELDS (A B)]<0.10>",
+ * "BINARY.PEEK[1.2]<0.10>" or "BINARY.SIZE[3]" into sec. Returns 0 or -1. */
 int imap_section_parse(const char *item, struct imap_section *sec, const char **error_r);
 void imap_section_clear(struct imap_section *sec);
 void imap_fetch_spec_clear(struct imap_fetch_spec *spec);

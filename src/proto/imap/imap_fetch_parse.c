@@ -107,7 +107,7 @@ imap_section_name(struct imap_section *sec)
 	struct buf b = BUF_INIT;
 	unsigned i;
 
-	buf_puts(&b, "BODY[");
+	buf_puts(&b, sec->binary_size ? "BINARY.SIZE[" : sec->binary ? "BINARY[" : "BODY[");
 	for (i = 0; i < sec->npart; i++)
 		buf_printf(&b, "%s%u", i > 0 ? "." : "", sec->part[i]);
 	if (sec->npart > 0 && sec->kind != IMAP_SECTION_ALL)
@@ -150,6 +150,15 @@ imap_section_parse(const char *item, struct imap_section *sec, const char **erro
 		p = item + 10;
 	} else if (strncasecmp(item, "BODY[", 5) == 0) {
 		p = item + 5;
+	} else if (strncasecmp(item, "BINARY.PEEK[", 12) == 0) {
+		sec->binary = sec->peek = 1;
+		p = item + 12;
+	} else if (strncasecmp(item, "BINARY.SIZE[", 12) == 0) {
+		sec->binary = sec->binary_size = sec->peek = 1;
+		p = item + 12;
+	} else if (strncasecmp(item, "BINARY[", 7) == 0) {
+		sec->binary = 1;
+		p = item + 7;
 	} else {
 		goto bad;
 	}
@@ -196,7 +205,10 @@ imap_section_parse(const char *item, struct imap_section *sec, const char **erro
 	if (*p != ']')
 		goto bad;
 	p++;
-	if (*p == '<') {
+	/* BINARY takes part numbers only; BINARY.SIZE no partial. */
+	if (sec->binary && sec->kind != IMAP_SECTION_ALL)
+		goto bad;
+	if (*p == '<' && !sec->binary_size) {
 		p++;
 		if (imap_number(&p, UINT32_MAX, &sec->offset) < 0 || *p++ != '.' ||
 		    imap_number(&p, UINT32_MAX, &sec->length) < 0 || sec->length == 0 ||
@@ -302,7 +314,8 @@ imap_fetch_item(const struct imap_arg *a, struct imap_fetch_spec *spec, int top,
 		*error_r = "Too many body sections";
 		return -1;
 	}
-	if (strncasecmp(a->str, "BODY[", 5) == 0 || strncasecmp(a->str, "BODY.PEEK[", 10) == 0) {
+	if (strncasecmp(a->str, "BODY[", 5) == 0 || strncasecmp(a->str, "BODY.PEEK[", 10) == 0 ||
+	    strncasecmp(a->str, "BINARY", 6) == 0) {
 		struct imap_section sec;
 
 		if (imap_section_parse(a->str, &sec, error_r) < 0)

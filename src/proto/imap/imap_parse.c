@@ -22,6 +22,7 @@ enum imap_parse_state {
 	PS_ATOM,
 	PS_QUOTED,
 	PS_QUOTED_ESCAPE,
+	PS_LIT8,                /* "~": "{" must follow (literal8, RFC 3516) */
 	PS_LIT_LEN,             /* "{" and digits */
 	PS_LIT_PLUS,            /* "{n+": '}' must follow */
 	PS_LIT_CLOSE,           /* "{n}": the line must end */
@@ -56,6 +57,7 @@ struct imap_parser {
 	unsigned have_tag : 1;
 	unsigned have_name : 1;
 	unsigned streaming : 1;         /* the literal being read is streamed */
+	unsigned literal8 : 1;          /* "~{n}": NUL allowed */
 
 	char tag[IMAP_TAG_MAX + 1];
 	size_t tag_len;
@@ -121,6 +123,7 @@ imap_parser_clear(struct imap_parser *p)
 	p->have_tag = 0;
 	p->have_name = 0;
 	p->streaming = 0;
+	p->literal8 = 0;
 	p->tag_len = 0;
 	p->tag[0] = '\0';
 	p->name_len = 0;
@@ -458,9 +461,14 @@ imap_parse_arg_start(struct imap_parser *p, unsigned char c, enum imap_parse_res
 			return 0;
 		p->state = PS_QUOTED;
 		return 1;
+	case '~':
+		p->state = PS_LIT8;
+		return 1;
 	case '{':
 		/* APPEND mailbox [flags] [date] literal: any literal after the
 		 * mailbox at the top level is a message. */
+		if (p->state != PS_LIT8)
+			p->literal8 = 0;
 		p->streaming = p->limits.stream_append && p->depth == 0 &&
 		    p->top_count >= 1 && strcasecmp(p->name, "APPEND") == 0;
 		if (imap_arg_new(p, IMAP_ARG_LITERAL) < 0)
@@ -642,6 +650,18 @@ imap_parse_byte(struct imap_parser *p, unsigned char c, enum imap_parse_result *
 		return imap_parse_name(p, c, r);
 	case PS_ARG_START:
 		return imap_parse_arg_start(p, c, r);
+	case PS_LIT8:
+		if (c != '{') {
+			/* Not a literal8 after all: an atom starting with '~'. */
+			if (imap_arg_new(p, IMAP_ARG_ATOM) < 0)
+				return 0;
+			buf_putc(&p->values, '~');
+			p->in_section = 0;
+			p->state = PS_ATOM;
+			return imap_parse_atom(p, c, r);
+		}
+		p->literal8 = 1;
+		return imap_parse_arg_start(p, c, r);
 	case PS_ARG_END:
 		return imap_parse_arg_end(p, c, r);
 	case PS_ATOM:
@@ -681,7 +701,7 @@ imap_parse_literal_data(struct imap_parser *p, const unsigned char *d, size_t n)
 		}
 		return take;
 	}
-	if ((nul = memchr(d, '\0', take)) != NULL) {
+	if (!p->literal8 && (nul = memchr(d, '\0', take)) != NULL) {
 		/* CHAR8 excludes NUL. Skip the rest of the literal, then the line. */
 		take = (size_t)(nul - d) + 1;
 		p->literal_left -= take;

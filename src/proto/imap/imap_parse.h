@@ -9,7 +9,8 @@
  * synchronizing literal, or is bad. Feeding a command in one piece or one
  * byte at a time gives the same result.
  *
- * A literal's length must fit in 32 bits (RFC 9051 number).
+ * A literal's length must fit in 32 bits (RFC 9051 number). A literal8
+ * ("~{n}", RFC 3516) may hold NUL; it is otherwise a literal.
  *
  * Every length and count the client controls has a limit; past it the
  * command is bad, and the parser discards the rest of the line so that the

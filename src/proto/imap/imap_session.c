@@ -112,11 +112,15 @@ imap_capability(struct imap_session *s, struct buf *out)
 {
 	const char *mechs, *end;
 
+	/* IMAP4rev2 is announced once its whole base is here: with the mail
+	 * store. Before login we cannot know, so both are announced. */
 	buf_puts(out, "IMAP4rev1");
+	if (s->ctx->store != NULL)
+		buf_puts(out, " IMAP4rev2");
 	if (s->user != NULL) {
 		buf_puts(out, " LITERAL- ID");
 		if (s->acct != NULL)
-			buf_puts(out, " ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN"
+			buf_puts(out, " ENABLE IDLE BINARY NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN"
 			    " SPECIAL-USE CREATE-SPECIAL-USE CONDSTORE LIST-EXTENDED LIST-STATUS"
 			    " STATUS=SIZE QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE UTF8=ACCEPT"
 			    " ESEARCH SEARCHRES APPENDLIMIT=1073741824");
