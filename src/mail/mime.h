@@ -33,7 +33,8 @@ struct mime_part {
 	uint64_t header_offset;    /* first octet of the part's header */
 	uint64_t body_offset;      /* first octet after the blank line */
 	uint64_t body_end;         /* one past the last octet of the body */
-	uint64_t body_lines;       /* lines in the body (IMAP's body-fld-lines) */
+	uint64_t body_lines;       /* lines in the body (IMAP's body-fld-lines):
+	                            * its LF octets, as Dovecot counts them */
 	uint32_t parent;           /* index of the parent part; 0 for the root */
 	uint32_t nchildren;
 	uint16_t depth;
@@ -53,14 +54,22 @@ struct mime_summary {
 	/* IMAP BODYSTRUCTURE and BODY (no extension data), ready to send. */
 	char *bodystructure;
 	char *body;
-	/* Part layout, in pre-order (parts[0] is the whole message). */
+	/* Part layout, in pre-order (parts[0] is the whole message). A
+	 * message/rfc822 part has one child, the message it holds, and a
+	 * multipart its body parts; either may have none when a limit was
+	 * reached or no delimiter was found (BODYSTRUCTURE then shows an empty
+	 * text/plain part, as its grammar needs one). The line break before a
+	 * delimiter line belongs to the delimiter, so a part may also end
+	 * inside its header (body_offset == body_end then). */
 	struct mime_part *parts;
 	uint32_t nparts;
 	/* Decoded (charset-converted to UTF-8) header text and the text parts,
 	 * for the full-text index; at most MIME_TEXT_MAX bytes. */
 	struct buf text;
-	/* RFC 8970 preview: the start of the first text part, UTF-8, at most
-	 * MIME_PREVIEW_MAX characters, whitespace collapsed. */
+	/* RFC 8970 preview: the start of the first text/plain part that is no
+	 * attachment (else of the first such text/html one, tags stripped),
+	 * UTF-8, at most MIME_PREVIEW_MAX characters, whitespace collapsed;
+	 * "" when there is none. */
 	char *preview;
 	/* 1 when the header or body has 8-bit octets / NULs (for SMTP). */
 	unsigned has_8bit : 1;
