@@ -77,6 +77,7 @@ store_open(const char *data_dir, struct store **store_r, const char **error_r)
 		return -1;
 	}
 	pthread_mutex_init(&store->accounts_lock, NULL);
+	pthread_cond_init(&store->accounts_cond, NULL);
 	store_commit_queue_init(store);
 	*store_r = store;
 	return 0;
@@ -93,6 +94,7 @@ store_close(struct store **storep)
 		log_warn(NULL, "event=store-close reason=\"accounts still open\"");
 	store->ops->close(store->be);
 	store_commit_queue_destroy(store);
+	pthread_cond_destroy(&store->accounts_cond);
 	pthread_mutex_destroy(&store->accounts_lock);
 	free(store);
 	*storep = NULL;
@@ -136,19 +138,24 @@ int
 store_account_open(struct store *store, int64_t account_id, const struct store_quota *quota,
     struct store_account **acct_r, const char **error_r)
 {
-	struct store_account *acct;
+	struct store_account *acct, **pp;
 	static const struct store_quota unlimited = { 0, 0 };
+	int rc;
 
 	if (account_id <= 0)
 		return store_fail(STORE_ERR_INVALID, error_r, "invalid account id");
 	if (quota == NULL)
 		quota = &unlimited;
-	/* The table stays locked while an account opens: a second session of
-	 * the same account must wait for the first open (and a rebuild). */
 	pthread_mutex_lock(&store->accounts_lock);
-	for (acct = store->accounts; acct != NULL; acct = acct->next)
-		if (acct->id == account_id)
+	for (;;) {
+		for (acct = store->accounts; acct != NULL; acct = acct->next)
+			if (acct->id == account_id)
+				break;
+		if (acct == NULL || !acct->opening)
 			break;
+		/* Another session is opening it (perhaps rebuilding it). */
+		pthread_cond_wait(&store->accounts_cond, &store->accounts_lock);
+	}
 	if (acct != NULL) {
 		acct->refs++;
 		pthread_mutex_unlock(&store->accounts_lock);
@@ -156,21 +163,37 @@ store_account_open(struct store *store, int64_t account_id, const struct store_q
 		*acct_r = acct;
 		return 0;
 	}
+	/* Opened outside the table lock: a slow open (a rebuild) holds up
+	 * that account only. */
 	acct = xcalloc(1, sizeof(*acct));
-	if (store->ops->account_open(store->be, account_id, &acct->be, error_r) < 0) {
-		pthread_mutex_unlock(&store->accounts_lock);
-		free(acct);
-		return -1;
-	}
 	acct->store = store;
 	acct->id = account_id;
 	acct->refs = 1;
+	acct->opening = 1;
 	acct->quota = *quota;
 	pthread_mutex_init(&acct->lock, NULL);
 	pthread_cond_init(&acct->watch_done, NULL);
 	acct->next = store->accounts;
 	store->accounts = acct;
 	pthread_mutex_unlock(&store->accounts_lock);
+
+	rc = store->ops->account_open(store->be, account_id, &acct->be, error_r);
+
+	pthread_mutex_lock(&store->accounts_lock);
+	acct->opening = 0;
+	if (rc < 0) {
+		for (pp = &store->accounts; *pp != acct; pp = &(*pp)->next)
+			;
+		*pp = acct->next;
+	}
+	pthread_cond_broadcast(&store->accounts_cond);
+	pthread_mutex_unlock(&store->accounts_lock);
+	if (rc < 0) {
+		pthread_cond_destroy(&acct->watch_done);
+		pthread_mutex_destroy(&acct->lock);
+		free(acct);
+		return -1;
+	}
 	*acct_r = acct;
 	return 0;
 }

@@ -15,6 +15,7 @@ struct store {
 	const struct store_backend_ops *ops;
 	struct store_backend *be;
 	pthread_mutex_t accounts_lock;
+	pthread_cond_t accounts_cond;     /* an account finished opening */
 	struct store_account *accounts;   /* open accounts, refcounted */
 	/* The group-commit queue (store_writer.c). */
 	pthread_mutex_t commit_lock;
@@ -38,6 +39,7 @@ struct store_account {
 	struct store *store;
 	int64_t id;
 	unsigned refs;             /* under store->accounts_lock */
+	int opening;               /* likewise: be not ready yet */
 	struct store_backend_account *be;
 	pthread_mutex_t lock;      /* quota, watches */
 	pthread_cond_t watch_done;

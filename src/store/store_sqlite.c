@@ -554,6 +554,11 @@ tmp_cleanup(struct store_backend *be)
 	while ((de = readdir(d)) != NULL) {
 		size_t len = strlen(de->d_name);
 
+		/* An account deletion that was interrupted. */
+		if (strncmp(de->d_name, "deleted-", 8) == 0) {
+			ssql_remove_tree(be->tmp_fd, de->d_name);
+			continue;
+		}
 		if (len < 5 || strcmp(de->d_name + len - 4, ".tmp") != 0)
 			continue;
 		if (fstatat(be->tmp_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&

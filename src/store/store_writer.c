@@ -246,7 +246,7 @@ store_writer_commit(struct store_writer *w, struct store_target *targets, size_t
 	struct mime_summary *summary;
 	enum store_error first_error = STORE_OK;
 	int64_t internaldate = 0;
-	size_t i;
+	size_t i, valid = 0;
 	int stored = 0, temp = 0;
 
 	if (w->committed)
@@ -269,20 +269,26 @@ store_writer_commit(struct store_writer *w, struct store_target *targets, size_t
 	req.n = n;
 	req.names = xcalloc(n + 1, sizeof(*req.names));
 	req.mailbox_ids = xcalloc(n + 1, sizeof(*req.mailbox_ids));
-	for (i = 0; i < n; i++)
-		if (target_check(w, &targets[i], &req.names[i]) == 0 && internaldate == 0)
+	for (i = 0; i < n; i++) {
+		if (target_check(w, &targets[i], &req.names[i]) < 0)
+			continue;
+		valid++;
+		if (internaldate == 0)
 			internaldate = targets[i].internaldate;
+	}
 	if (internaldate <= 0)
 		internaldate = time(NULL);
 	for (i = 0; i < n; i++)
 		if (targets[i].internaldate <= 0)
 			targets[i].internaldate = internaldate;
 
-	if (w->store->ops->writer_prepare(w->bw, internaldate, error_r) < 0) {
+	if (valid == 0) {
+		/* Nothing to write to. */
+	} else if (w->store->ops->writer_prepare(w->bw, internaldate, error_r) < 0) {
 		for (i = 0; i < n; i++)
 			if (targets[i].error == STORE_OK)
 				targets[i].error = STORE_ERR_TEMP;
-	} else if (n > 0) {
+	} else {
 		commit_run(w->store, &req);
 	}
 

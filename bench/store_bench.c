@@ -1,0 +1,409 @@
+/*
+ * store_bench: the mail store's durable append rate and the cost of listing
+ * a big mailbox, beside the raw write+fsync rate of the same disk.
+ *
+ *   store_bench [-d DIR] [-s SECONDS] [-n MESSAGES] [-t THREADS] [-p PARTS] [-k]
+ *
+ * PARTS: a comma-separated subset of raw, writer, leader, syncfs, list
+ * (default: all). -k keeps DIR.
+ * DIR (default: a new directory under /tmp) should be on the disk to
+ * measure. Output: one "key=value" line per measurement.
+ *
+ *   raw        write 4 KiB + fsync + close, new file each time, 1 and
+ *              THREADS threads (what one durable file costs on this disk)
+ *   append     store_writer_commit of a 4 KiB message with full durability,
+ *              1 and THREADS threads, each sync strategy; THREADS threads
+ *              into one account and into one account each
+ *   list       open a fresh store and account with a MESSAGES-message
+ *              INBOX, list all flags: time and memory
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "store/store.h"
+#include "store/store_backend.h"
+
+#define MSG_SIZE 4096
+#define THREADS_MAX 256
+
+static char message[MSG_SIZE];
+static atomic_int stop;
+
+static double
+now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void
+make_message(void)
+{
+	static const char head[] = "From: Bench <bench@example.com>\r\n"
+	    "To: user@example.com\r\nSubject: benchmark message\r\n"
+	    "Message-ID: <bench@example.com>\r\nContent-Type: text/plain\r\n\r\n";
+	size_t i;
+
+	memcpy(message, head, sizeof(head) - 1);
+	for (i = sizeof(head) - 1; i < MSG_SIZE; i++)
+		message[i] = (i % 64 == 63) ? '\n' : (char)('a' + (i * 7) % 26);
+	message[MSG_SIZE - 2] = '\r';
+	message[MSG_SIZE - 1] = '\n';
+}
+
+/* --- raw ------------------------------------------------------------------ */
+
+struct raw_arg {
+	const char *dir;
+	int index;
+	long count;
+};
+
+static void *
+raw_thread(void *p)
+{
+	struct raw_arg *a = p;
+	char path[512];
+	int fd;
+
+	while (!atomic_load(&stop)) {
+		snprintf(path, sizeof(path), "%s/raw-%d-%ld", a->dir, a->index, a->count);
+		if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600)) < 0 ||
+		    write(fd, message, MSG_SIZE) != MSG_SIZE || fsync(fd) < 0 || close(fd) < 0) {
+			perror(path);
+			exit(1);
+		}
+		a->count++;
+	}
+	return NULL;
+}
+
+static void
+run_raw(const char *dir, int threads, double seconds)
+{
+	struct raw_arg args[THREADS_MAX];
+	pthread_t th[THREADS_MAX];
+	char *sub = xasprintf("%s/raw-%d", dir, threads);
+	double t0, t;
+	long total = 0;
+	int i;
+
+	mkdir(sub, 0700);
+	atomic_store(&stop, 0);
+	t0 = now();
+	for (i = 0; i < threads; i++) {
+		args[i].dir = sub;
+		args[i].index = i;
+		args[i].count = 0;
+		pthread_create(&th[i], NULL, raw_thread, &args[i]);
+	}
+	usleep((useconds_t)(seconds * 1e6));
+	atomic_store(&stop, 1);
+	for (i = 0; i < threads; i++) {
+		pthread_join(th[i], NULL);
+		total += args[i].count;
+	}
+	t = now() - t0;
+	printf("bench=raw-write-fsync threads=%d files=%ld seconds=%.2f per_second=%.0f\n",
+	    threads, total, t, (double)total / t);
+	fflush(stdout);
+	free(sub);
+}
+
+/* --- appends -------------------------------------------------------------- */
+
+struct append_arg {
+	struct store *store;
+	struct store_account *acct;
+	long count;
+	long limit;                /* 0: until stop */
+	double max_latency;
+};
+
+static void *
+append_thread(void *p)
+{
+	struct append_arg *a = p;
+	struct store_writer *w;
+	struct store_target t;
+	const char *error;
+	double t0, lat;
+
+	while (!atomic_load(&stop) && (a->limit == 0 || a->count < a->limit)) {
+		t0 = now();
+		if (store_writer_new(a->store, &w, &error) < 0 ||
+		    store_writer_write(w, message, MSG_SIZE, &error) < 0) {
+			fprintf(stderr, "write: %s\n", error);
+			exit(1);
+		}
+		memset(&t, 0, sizeof(t));
+		t.acct = a->acct;
+		t.mailbox_name = "INBOX";
+		if (store_writer_commit(w, &t, 1, &error) != 1) {
+			fprintf(stderr, "commit: %s\n", error);
+			exit(1);
+		}
+		store_writer_free(&w);
+		lat = now() - t0;
+		if (lat > a->max_latency)
+			a->max_latency = lat;
+		a->count++;
+	}
+	return NULL;
+}
+
+static const char *
+mode_name(enum store_sync_mode mode)
+{
+	return mode == STORE_SYNC_WRITER ? "writer" : mode == STORE_SYNC_LEADER ? "leader" :
+	    "syncfs";
+}
+
+static void
+run_append(const char *dir, enum store_sync_mode mode, int threads, int shared,
+    double seconds)
+{
+	struct append_arg args[THREADS_MAX];
+	pthread_t th[THREADS_MAX];
+	struct store *store;
+	struct store_account *accts[THREADS_MAX];
+	const char *error;
+	static int64_t next_account = 1;
+	double t0, t, maxlat = 0;
+	long total = 0;
+	int i, naccts = shared ? 1 : threads;
+
+	if (store_open(dir, &store, &error) < 0) {
+		fprintf(stderr, "store_open: %s\n", error);
+		exit(1);
+	}
+	store_set_sync_mode(store, mode);
+	for (i = 0; i < naccts; i++) {
+		if (store_account_open(store, next_account++, NULL, &accts[i], &error) < 0) {
+			fprintf(stderr, "account: %s\n", error);
+			exit(1);
+		}
+	}
+	atomic_store(&stop, 0);
+	t0 = now();
+	for (i = 0; i < threads; i++) {
+		memset(&args[i], 0, sizeof(args[i]));
+		args[i].store = store;
+		args[i].acct = accts[shared ? 0 : i];
+		pthread_create(&th[i], NULL, append_thread, &args[i]);
+	}
+	usleep((useconds_t)(seconds * 1e6));
+	atomic_store(&stop, 1);
+	for (i = 0; i < threads; i++) {
+		pthread_join(th[i], NULL);
+		total += args[i].count;
+		if (args[i].max_latency > maxlat)
+			maxlat = args[i].max_latency;
+	}
+	t = now() - t0;
+	printf("bench=append sync=%s threads=%d accounts=%d messages=%ld seconds=%.2f "
+	    "per_second=%.0f max_latency_ms=%.1f\n", mode_name(mode), threads, naccts, total,
+	    t, (double)total / t, maxlat * 1e3);
+	fflush(stdout);
+	for (i = 0; i < naccts; i++)
+		store_account_close(&accts[i]);
+	store_close(&store);
+}
+
+/* --- listing a big mailbox ---------------------------------------------- */
+
+static int
+no_fsync(int fd)
+{
+	(void)fd;
+	return 0;
+}
+
+static long
+rss_kib(void)
+{
+	FILE *fp = fopen("/proc/self/statm", "r");
+	long size, resident = 0;
+
+	if (fp == NULL)
+		return 0;
+	if (fscanf(fp, "%ld %ld", &size, &resident) != 2)
+		resident = 0;
+	fclose(fp);
+	return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+static void
+run_list(const char *dir, long messages, int threads)
+{
+	struct append_arg args[THREADS_MAX];
+	pthread_t th[THREADS_MAX];
+	struct store *store;
+	struct store_account *acct;
+	struct store_mailbox mbox;
+	struct store_message *msgs;
+	struct mallinfo2 mi0, mi1;
+	const char *error;
+	char *sub = xasprintf("%s/list", dir);
+	double t0, t_fill, t_open, t_list, t_list2;
+	long rss0, rss1, per;
+	size_t n;
+	int i;
+
+	mkdir(sub, 0700);
+	/* Fill fast: this part is not what is measured. */
+	if (store_open(sub, &store, &error) < 0 ||
+	    store_account_open(store, 1, NULL, &acct, &error) < 0) {
+		fprintf(stderr, "open: %s\n", error);
+		exit(1);
+	}
+	store_set_fsync(store, no_fsync);
+	atomic_store(&stop, 0);
+	t0 = now();
+	per = messages / threads;
+	for (i = 0; i < threads; i++) {
+		memset(&args[i], 0, sizeof(args[i]));
+		args[i].store = store;
+		args[i].acct = acct;
+		args[i].limit = per + (i == 0 ? messages % threads : 0);
+		pthread_create(&th[i], NULL, append_thread, &args[i]);
+	}
+	for (i = 0; i < threads; i++)
+		pthread_join(th[i], NULL);
+	t_fill = now() - t0;
+	store_account_close(&acct);
+	store_close(&store);
+
+	malloc_trim(0);
+	rss0 = rss_kib();
+	mi0 = mallinfo2();
+	t0 = now();
+	if (store_open(sub, &store, &error) < 0 ||
+	    store_account_open(store, 1, NULL, &acct, &error) < 0 ||
+	    store_mailbox_get(acct, "INBOX", &mbox, &error) != 1) {
+		fprintf(stderr, "open: %s\n", error);
+		exit(1);
+	}
+	t_open = now() - t0;
+	t0 = now();
+	if (store_message_list(acct, mbox.id, 1, UINT32_MAX, &msgs, &n, &error) < 0) {
+		fprintf(stderr, "list: %s\n", error);
+		exit(1);
+	}
+	t_list = now() - t0;
+	mi1 = mallinfo2();
+	rss1 = rss_kib();
+	store_messages_free(&msgs, n);
+	t0 = now();
+	if (store_message_list(acct, mbox.id, 1, UINT32_MAX, &msgs, &n, &error) < 0)
+		exit(1);
+	t_list2 = now() - t0;
+	store_messages_free(&msgs, n);
+	printf("bench=list messages=%zu fill_seconds=%.1f open_ms=%.1f list_ms=%.1f "
+	    "list_again_ms=%.1f open_plus_list_ms=%.1f heap_kib=%zu rss_growth_kib=%ld "
+	    "array_kib=%zu\n", n, t_fill, t_open * 1e3, t_list * 1e3, t_list2 * 1e3,
+	    (t_open + t_list) * 1e3, (mi1.uordblks - mi0.uordblks) / 1024, rss1 - rss0,
+	    n * sizeof(*msgs) / 1024);
+	store_mailbox_clear(&mbox);
+	store_account_close(&acct);
+	store_close(&store);
+	free(sub);
+}
+
+static int
+rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const enum store_sync_mode modes[] = { STORE_SYNC_WRITER, STORE_SYNC_LEADER,
+	    STORE_SYNC_SYNCFS };
+	char tmpl[] = "/tmp/petrel-store-bench-XXXXXX", *dir = NULL;
+	double seconds = 3;
+	long messages = 100000;
+	const char *parts = "raw,writer,leader,syncfs,list";
+	int threads = 32, opt, keep = 0;
+	size_t m;
+
+	while ((opt = getopt(argc, argv, "d:s:n:t:p:k")) != -1) {
+		switch (opt) {
+		case 'd':
+			dir = optarg;
+			break;
+		case 's':
+			seconds = atof(optarg);
+			break;
+		case 'n':
+			messages = atol(optarg);
+			break;
+		case 't':
+			threads = atoi(optarg);
+			break;
+		case 'k':
+			keep = 1;
+			break;
+		case 'p':
+			parts = optarg;
+			break;
+		default:
+			fprintf(stderr, "usage: store_bench [-d DIR] [-s SECONDS] [-n MESSAGES] "
+			    "[-t THREADS] [-p PARTS] [-k]\n");
+			return 2;
+		}
+	}
+	if (threads < 1 || threads > THREADS_MAX || seconds <= 0 || messages < 1) {
+		fprintf(stderr, "store_bench: bad arguments\n");
+		return 2;
+	}
+	if (dir == NULL) {
+		if ((dir = mkdtemp(tmpl)) == NULL) {
+			perror("mkdtemp");
+			return 1;
+		}
+	} else if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		perror(dir);
+		return 1;
+	}
+	log_open(LOG_TARGET_STDERR, LOG_LEVEL_WARN);
+	make_message();
+	printf("bench=setup dir=%s message_size=%d threads=%d seconds=%.1f\n", dir, MSG_SIZE,
+	    threads, seconds);
+	fflush(stdout);
+
+	if (strstr(parts, "raw") != NULL) {
+		run_raw(dir, 1, seconds);
+		run_raw(dir, threads, seconds);
+	}
+	for (m = 0; m < sizeof(modes) / sizeof(modes[0]); m++) {
+		if (strstr(parts, mode_name(modes[m])) == NULL)
+			continue;
+		run_append(dir, modes[m], 1, 1, seconds);
+		run_append(dir, modes[m], threads, 1, seconds);
+		run_append(dir, modes[m], threads, 0, seconds);
+	}
+	if (strstr(parts, "list") != NULL)
+		run_list(dir, messages, threads);
+	if (!keep)
+		nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	return 0;
+}
