@@ -425,6 +425,14 @@ import_maildir(struct cli *cli, const char *address, const char *dir, int fresh)
 	}
 	if (mail_import_open(&imp, cli, address, "maildir", dir, real, fresh) < 0)
 		goto out;
+	/* Now running as the daemon's user, who must be able to read the tree. */
+	if (faccessat(rootfd, ".", R_OK | X_OK, 0) < 0 || (faccessat(rootfd, "cur", F_OK,
+	    0) == 0 && faccessat(rootfd, "cur", R_OK | X_OK, 0) < 0)) {
+		mail_import_warn(&imp, 0, "%s; the import reads the Maildir as user '%s' "
+		    "(give it read access, e.g. setfacl -R -m u:%s:rX)", strerror(errno),
+		    cli->cfg.user, cli->cfg.user);
+		goto out;
+	}
 	if (maildir_folders(rootfd, &dirs, &ndirs) < 0) {
 		mail_import_warn(&imp, 0, "%s", strerror(errno));
 		goto out;
