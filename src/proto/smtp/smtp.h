@@ -23,8 +23,6 @@ struct buf;
 #define SMTP_LINE_MAX 2048          /* a command line, without CRLF */
 #define SMTP_AUTH_LINE_MAX 12288    /* a SASL response line (base64) */
 #define SMTP_ERRORS_MAX 20          /* bad commands before we hang up */
-#define SMTP_ERRORS_SLOW 10         /* bad commands after which replies are delayed */
-#define SMTP_ERROR_DELAY_MS 10000   /* the delay */
 /* Largest message, announced in SIZE and enforced while streaming. A
  * `max_message_size` configuration key is wanted (core/config.c). */
 #define SMTP_MESSAGE_MAX (50u * 1024 * 1024)
