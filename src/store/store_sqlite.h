@@ -140,6 +140,7 @@ struct ssql_mailbox {
 	uint32_t uidvalidity;
 	uint32_t uidnext;
 	uint64_t highestmodseq;
+	uint32_t messages;
 };
 
 /* A message row, as the write paths need it. */

@@ -94,6 +94,7 @@ ssql_mailbox_find(struct ssql_conn *c, const char *name, int64_t id,
 		mbox_r->uidvalidity = m.uidvalidity;
 		mbox_r->uidnext = m.uidnext;
 		mbox_r->highestmodseq = m.highestmodseq;
+		mbox_r->messages = m.messages;
 	}
 	free(m.name);
 	return 1;

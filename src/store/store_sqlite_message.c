@@ -282,6 +282,7 @@ ssql_message_list(struct store_backend_account *ba, int64_t mailbox_id, uint32_t
     const char **error_r)
 {
 	struct store_message *msgs = NULL;
+	struct ssql_mailbox mbox;
 	struct ssql_conn *c;
 	sqlite3_stmt *st;
 	size_t n = 0, cap = 0;
@@ -289,9 +290,15 @@ ssql_message_list(struct store_backend_account *ba, int64_t mailbox_id, uint32_t
 
 	if ((c = ssql_reader(ba, error_r)) == NULL)
 		return -1;
-	if ((rc = ssql_mailbox_find(c, NULL, mailbox_id, NULL, error_r)) <= 0) {
+	if ((rc = ssql_mailbox_find(c, NULL, mailbox_id, &mbox, error_r)) <= 0) {
 		ssql_reader_put(ba, c);
 		return rc < 0 ? -1 : store_fail(STORE_ERR_NOT_FOUND, error_r, "no such mailbox");
+	}
+	/* Sized once for a whole mailbox (the count may move a little before
+	 * the scan starts: the array still grows if it must). */
+	if (mbox.messages > 0 && (uint64_t)uid_last - uid_first + 1 >= mbox.messages) {
+		cap = (size_t)mbox.messages + 16;
+		msgs = xreallocarray(NULL, cap, sizeof(*msgs));
 	}
 	if ((st = ssql_stmt(c, SST_MSG_LIST, error_r)) == NULL) {
 		ssql_reader_put(ba, c);
