@@ -200,6 +200,24 @@ def test_forwarder_goes_to_the_queue_with_dsn_params(srv):
     assert b"Subject: forwarded" in inbox(srv, DEMO_USER)[-1]
 
 
+def test_success_dsn_for_local_delivery(srv):
+    with mx_session(srv) as c:
+        assert c.smtp("MAIL FROM:<asks@remote.test> ENVID=track+2D1")[0] == 250
+        assert c.smtp("RCPT TO:<%s> NOTIFY=SUCCESS ORCPT=rfc822;demo+40example.test"
+                      % DEMO_USER)[0] == 250
+        assert c.smtp("RCPT TO:<%s> NOTIFY=NEVER" % OTHER)[0] == 250
+        code, lines = send_data(c, message(subject="tell me"))
+        assert code == 250, lines
+    dsn = [e for e in queued(srv) if e["rcpt"][0]["to"] == "asks@remote.test"]
+    assert len(dsn) == 1, dsn
+    m = dsn[0]["message"]
+    assert dsn[0]["sender"] == ""
+    assert b"Action: delivered" in m and b"Final-Recipient: rfc822;demo@example.test" in m
+    assert b"Original-Recipient: rfc822;demo@example.test" in m
+    assert b"Original-Envelope-Id: track-1" in m
+    assert b"other@example.test" not in m.split(b"text/rfc822-headers")[0]
+
+
 def test_requiretls_recorded(srv):
     with srv.smtp_tls("submission") as c:
         assert c.smtp("AUTH PLAIN " + plain_response(DEMO_USER, DEMO_PASSWORD))[0] == 235

@@ -364,15 +364,16 @@ static const struct smtp_command smtp_commands[] = {
 	{ "BDAT", smtp_cmd_bdat, CMD_NEEDS_HELO },
 };
 
-/* The client sent more after a command that must end a pipelined group,
- * or pipelined at all without EHLO: it is not speaking SMTP as agreed (or
- * is trying to smuggle something). */
+/* The client sent more after a command that must end a pipelined group
+ * (EHLO, HELO, DATA), or pipelined at all in a HELO session: it is not
+ * speaking SMTP as agreed, or is trying to smuggle something. Before
+ * EHLO/HELO a batch like "NOOP QUIT" is tolerated (tools send it). */
 static int
 smtp_out_of_sync(struct smtp_session *s, const struct smtp_command *cmd)
 {
 	if (evbuffer_get_length(net_conn_input(s->conn)) == 0)
 		return 0;
-	if (!(cmd->flags & CMD_SYNC) && s->esmtp)
+	if (!(cmd->flags & CMD_SYNC) && (s->esmtp || s->state == SMTP_CONNECTED))
 		return 0;
 	log_info(net_conn_id(s->conn), "event=pipelining-violation ip=%s command=%s",
 	    net_conn_peer_ip(s->conn), cmd->name);
