@@ -92,8 +92,10 @@ class Account:
         with open(path, "w", newline="") as f:
             for m in msgs:
                 assert "\nFrom " not in m and not m.startswith("From ")
+                m = m.replace("\r\n", "\n")
                 f.write("From sender@example.test Mon Jan  1 00:00:00 2024\n")
-                f.write(m.replace("\r\n", "\n"))
+                # A From_ line starts a message only after an empty line.
+                f.write(m if m.endswith("\n") else m + "\n")
                 f.write("\n")
         srv.give_to_daemon_user(path)
         r = srv.cli("import", "mbox", self.address, path, expect=None, timeout=120)
@@ -264,6 +266,35 @@ def test_big_message_streams_to_a_slow_reader(srv, acct):
         lines = [l[1:] if l.startswith("..") else l for l in body.split("\r\n")[:-1]]
         assert same_message(lines, big)
         assert c.pop3("QUIT").startswith("+OK")
+
+
+def at_offset(offset, i):
+    """A message (LF line ends, as the mbox import stores it) in which a
+    line starting with "." begins at byte offset: across the boundary of
+    the chunks RETR reads (64 KiB) when offset is near a multiple of it."""
+    head = "Subject: boundary %d\n\n" % i
+    fill = offset - len(head)
+    lines = []
+    while fill > 0:
+        n = min(fill, 100)
+        if n == 1:
+            lines.append("\n")
+        else:
+            lines.append("f" * (n - 1) + "\n")
+        fill -= n
+    text = head + "".join(lines)
+    assert len(text) == offset
+    return text + ".dot at the boundary\n" + "tail\n" * 20000 + ".\n..\nend"
+
+
+def test_chunk_boundaries(srv, acct):
+    sizes = (65535, 65536, 65537, 131072)
+    acct.put(*[at_offset(off, i) for i, off in enumerate(sizes)])
+    with login(srv, acct) as c:
+        for n in range(1, len(sizes) + 1):
+            assert same_message(retr(c, n), acct.sent[n - 1]), n
+            top = retr(c, "%d 0" % n, "TOP")
+            assert top[-1] == "" and top[0].startswith("Subject: boundary"), top[:3]
 
 
 def test_dele_then_quit_deletes(srv, acct):

@@ -42,8 +42,9 @@ struct pop3_retr {
 	uint32_t uid;
 	uint64_t offset;                /* next byte of the message to read */
 	struct pop3_dot dot;
-	unsigned char *in;              /* POP3_CHUNK bytes */
+	unsigned char *in;              /* chunk bytes */
 	char *out;                      /* the chunk, dot-stuffed */
+	size_t chunk;                   /* bytes read at a time */
 	size_t outlen;
 	enum store_error error;         /* why it failed */
 	unsigned top : 1;
@@ -106,7 +107,7 @@ pop3_job_submit(struct pop3_session *s, struct pop3_job *job, net_work_fn *work,
 /* --- RETR and TOP streams ------------------------------------------------- */
 
 static struct pop3_retr *
-pop3_retr_new(size_t msg, uint32_t uid, int top, uint64_t lines)
+pop3_retr_new(size_t msg, uint32_t uid, uint64_t size, int top, uint64_t lines)
 {
 	struct pop3_retr *r = xcalloc(1, sizeof(*r));
 
@@ -114,8 +115,12 @@ pop3_retr_new(size_t msg, uint32_t uid, int top, uint64_t lines)
 	r->uid = uid;
 	r->top = top != 0;
 	pop3_dot_init(&r->dot, top, lines);
-	r->in = xmalloc(POP3_CHUNK);
-	r->out = xmalloc(POP3_DOT_OUT_MAX(POP3_CHUNK) + POP3_DOT_FINISH_MAX);
+	/* A small message is read whole, into buffers no bigger than it
+	 * needs (buffers of POP3_CHUNK would be mapped and unmapped each
+	 * time). */
+	r->chunk = size < POP3_CHUNK ? (size_t)size + 1 : POP3_CHUNK;
+	r->in = xmalloc(r->chunk);
+	r->out = xmalloc(POP3_DOT_OUT_MAX(r->chunk) + POP3_DOT_FINISH_MAX);
 	return r;
 }
 
@@ -154,7 +159,7 @@ pop3_read_work(void *arg)
 			    r->uid, error);
 		return;
 	}
-	n = store_blob_read(r->blob, r->offset, r->in, POP3_CHUNK);
+	n = store_blob_read(r->blob, r->offset, r->in, r->chunk);
 	if (n < 0) {
 		r->error = STORE_ERR_TEMP;
 		r->failed = 1;
@@ -165,7 +170,9 @@ pop3_read_work(void *arg)
 	}
 	r->offset += (uint64_t)n;
 	r->outlen = pop3_dot_encode(&r->dot, r->in, (size_t)n, r->out, &used);
-	if (n == 0 || r->dot.done) {
+	/* Known to be the end without another read: one job for a message
+	 * that fits a chunk. */
+	if (n == 0 || r->dot.done || r->offset >= store_blob_size(r->blob)) {
 		r->outlen += pop3_dot_finish(&r->dot, r->out + r->outlen);
 		r->eof = 1;
 		store_blob_close(&r->blob);
@@ -495,7 +502,7 @@ pop3_cmd_uidl(struct pop3_session *s, char *args)
 static void
 pop3_send(struct pop3_session *s, size_t i, int top, uint64_t lines)
 {
-	s->retr = pop3_retr_new(i, s->md->msgs[i].uid, top, lines);
+	s->retr = pop3_retr_new(i, s->md->msgs[i].uid, s->md->msgs[i].size, top, lines);
 	pop3_read_next(s);
 }
 
