@@ -404,7 +404,8 @@ main(int argc, char **argv)
 		perror(dir);
 		return 1;
 	}
-	log_open(LOG_TARGET_STDERR, LOG_LEVEL_WARN);
+	log_open(LOG_TARGET_STDERR, getenv("STORE_BENCH_DEBUG") != NULL ? LOG_LEVEL_DEBUG :
+	    LOG_LEVEL_WARN);
 	make_message();
 	printf("bench=setup dir=%s message_size=%d threads=%d seconds=%.1f\n", dir, MSG_SIZE,
 	    threads, seconds);

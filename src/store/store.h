@@ -175,7 +175,9 @@ int store_message_list(struct store_account *acct, int64_t mailbox_id, uint32_t 
     const char **error_r);
 void store_messages_free(struct store_message **msgs, size_t count);
 
-/* What was parsed when the message was stored (see mail/mime.h). */
+/* What was parsed when the message was stored (see mail/mime.h); the
+ * search text is not kept there (summary->text is empty). Free with
+ * mime_summary_free. */
 struct mime_summary;
 int store_message_summary(struct store_account *acct, int64_t mailbox_id, uint32_t uid,
     struct mime_summary **summary_r, const char **error_r);
@@ -246,7 +248,7 @@ struct store_target {
 	const char *mailbox_name;  /* e.g. "INBOX"; used when mailbox_id is 0 */
 	unsigned flags;
 	const char *const *keywords;
-	int64_t internaldate;      /* 0: now */
+	int64_t internaldate;      /* 0: now (the time used is written back) */
 	/* Out: */
 	uint32_t uid;
 	uint32_t uidvalidity;
@@ -263,10 +265,12 @@ int store_writer_commit(struct store_writer *w, struct store_target *targets, si
 /* --- change notifications ---------------------------------------------- */
 
 /* fn(ctx) is called after every committed change to the mailbox (new
- * messages, flags, expunges; mailbox_id 0: any mailbox of the account), from
- * whichever thread committed it. It must be quick and must not call the
- * store: typically it posts to the session's loop (net_loop_post), and the
- * session then asks store_changes_since. */
+ * messages, flags, expunges; mailbox_id 0: any mailbox of the account, and
+ * mailbox creation, renaming and deletion), from whichever thread committed
+ * it. It must be quick and must not call the store (store_watch_remove
+ * included): typically it posts to the session's loop (net_loop_post), and
+ * the session then asks store_changes_since. Only changes made by this
+ * process are seen. A watch keeps its account open until it is removed. */
 typedef void store_watch_fn(void *ctx);
 struct store_watch *store_watch_add(struct store_account *acct, int64_t mailbox_id,
     store_watch_fn *fn, void *ctx);

@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/buf.h"
@@ -582,6 +583,12 @@ sync_files(struct store_backend *be, struct store_commit **batch, size_t n)
 	}
 }
 
+static double
+ms_between(const struct timespec *a, const struct timespec *b)
+{
+	return (double)(b->tv_sec - a->tv_sec) * 1e3 + (double)(b->tv_nsec - a->tv_nsec) / 1e6;
+}
+
 /* Makes one account's part of a batch durable: its directories, then its
  * index commit (the connection stays locked by the leader). */
 static void
@@ -613,9 +620,12 @@ ssql_commit_batch(struct store_backend *be, struct store_commit **batch, size_t 
 	struct batch_account *accts = NULL, *a;
 	struct store_backend_account *ba;
 	const char *error;
-	size_t nacct = 0, i, j, k;
+	size_t nacct = 0, i, j, k, targets = 0;
+	struct timespec t0, t1, t2, t3;
 
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	sync_files(be, batch, n);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
 
 	for (i = 0; i < n; i++) {
 		for (j = 0; j < batch[i]->n; j++) {
@@ -652,13 +662,20 @@ ssql_commit_batch(struct store_backend *be, struct store_commit **batch, size_t 
 				continue;
 			if (target_insert(be, a, batch[i], i, j) == -2)
 				a->failed = 1;
+			targets++;
 		}
 	}
 
+	clock_gettime(CLOCK_MONOTONIC, &t2);
 	if (nacct == 1)
 		account_finish(accts, 0);
 	else
 		ssql_pool_run(&be->pool, nacct, account_finish, accts);
+	clock_gettime(CLOCK_MONOTONIC, &t3);
+	if (log_get_level() <= LOG_LEVEL_DEBUG)
+		log_debug(NULL, "event=store-batch commits=%zu targets=%zu accounts=%zu "
+		    "files_ms=%.2f index_ms=%.2f durable_ms=%.2f", n, targets, nacct,
+		    ms_between(&t0, &t1), ms_between(&t1, &t2), ms_between(&t2, &t3));
 	for (k = 0; k < nacct; k++) {
 		a = &accts[k];
 		if (!a->begun)
