@@ -1,7 +1,9 @@
 #include "net/conn.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,11 +150,15 @@ net_conn_accept(struct net_io *io, const struct config_listen *listen, int fd,
 	socklen_t locallen = sizeof(local);
 	struct event_base *base = net_loop_base(io->loop);
 	enum net_limit_result lim;
-	int opts = BEV_OPT_DEFER_CALLBACKS;
+	int opts = BEV_OPT_DEFER_CALLBACKS, one = 1;
 
 	c = xcalloc(1, sizeof(*c));
 	c->io = io;
 	c->fd = fd;
+	/* Replies are written whole; waiting to coalesce them only adds
+	 * latency to pipelined clients. */
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
+		log_debug(NULL, "event=warning reason=\"TCP_NODELAY: %s\"", strerror(errno));
 	c->rt = net_server_runtime(srv);
 	c->service = listen->service;
 	c->proto = srv->protos[listen->service];
