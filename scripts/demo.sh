@@ -27,7 +27,8 @@ Petrel demo
   SMTP         10025 (MX), 10587 and 12525 (submission, STARTTLS), 10465 (implicit TLS)
   IMAP         10143 (STARTTLS), 10993 (implicit TLS)
   POP3         10110 (STLS), 10995 (implicit TLS)
-  try          curl --cacert demo/tls/cert.pem -v --ssl-reqd -u demo@example.test:$password pop3://localhost:10110/
+  send         swaks --server 127.0.0.1 --port 10025 --to demo@example.test --from someone@example.org
+  read         curl --cacert demo/tls/cert.pem --ssl-reqd -u demo@example.test:$password 'imap://localhost:10143/INBOX;UID=1'
   admin        $petrel account list
 INFO
 exec $petrel serve
