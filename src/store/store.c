@@ -112,6 +112,12 @@ store_set_fsync(struct store *store, int (*fn)(int fd))
 	store->ops->set_fsync(store->be, fn);
 }
 
+void
+store_sweep_tmp(struct store *store, int64_t now)
+{
+	store->ops->sweep_tmp(store->be, now);
+}
+
 /* --- accounts ----------------------------------------------------------- */
 
 struct store_backend_account *
@@ -447,6 +453,34 @@ store_mailbox_subscribe(struct store_account *acct, const char *name, int subscr
 	rc = acct->store->ops->mailbox_subscribe(acct->be, norm, subscribed != 0, error_r);
 	free(norm);
 	return rc;
+}
+
+int
+store_mailbox_set_uidvalidity(struct store_account *acct, int64_t mailbox_id,
+    uint32_t uidvalidity, uint32_t uidnext_min, const char **error_r)
+{
+	if (mailbox_id <= 0)
+		return store_fail(STORE_ERR_NOT_FOUND, error_r, "no such mailbox");
+	if (uidvalidity == 0)
+		return store_fail(STORE_ERR_INVALID, error_r, "UIDVALIDITY must not be 0");
+	if (acct->store->ops->mailbox_set_uidvalidity(acct->be, mailbox_id, uidvalidity,
+	    uidnext_min, error_r) < 0)
+		return -1;
+	store_notify(acct, mailbox_id);
+	return 0;
+}
+
+int
+store_mailbox_raise_uidnext(struct store_account *acct, int64_t mailbox_id, uint32_t uidnext,
+    const char **error_r)
+{
+	if (mailbox_id <= 0)
+		return store_fail(STORE_ERR_NOT_FOUND, error_r, "no such mailbox");
+	if (acct->store->ops->mailbox_raise_uidnext(acct->be, mailbox_id, uidnext,
+	    error_r) < 0)
+		return -1;
+	store_notify(acct, mailbox_id);
+	return 0;
 }
 
 int

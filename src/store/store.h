@@ -77,7 +77,8 @@ enum store_error {
 /* --- the store --------------------------------------------------------- */
 
 /* Opens the store kept in data_dir (mail/ and tmp/ below it; created when
- * missing). */
+ * missing). Removes what crashed writers left in tmp/ (files untouched for
+ * an hour). */
 int store_open(const char *data_dir, struct store **store_r, const char **error_r);
 void store_close(struct store **store);
 enum store_error store_error_code(void);   /* of this thread's last failure */
@@ -97,7 +98,9 @@ struct store_usage {
 /* Opens (creating on first use, with INBOX, Sent, Drafts, Trash, Junk and
  * Archive, all subscribed) the account's store. The quota comes from the
  * directory; store_account_set_quota updates it. Reference-counted: every
- * open needs a store_account_close. */
+ * open needs a store_account_close. The first open in a process removes
+ * the message files a crash left without an index entry (it waits for
+ * other processes' commits in progress; log: event=orphans-removed). */
 int store_account_open(struct store *store, int64_t account_id,
     const struct store_quota *quota, struct store_account **acct_r, const char **error_r);
 void store_account_close(struct store_account **acct);
@@ -146,6 +149,18 @@ int store_mailbox_rename(struct store_account *acct, const char *from, const cha
 int store_mailbox_delete(struct store_account *acct, const char *name, const char **error_r);
 int store_mailbox_subscribe(struct store_account *acct, const char *name, int subscribed,
     const char **error_r);
+/* Gives a mailbox that has never held a message (UIDNEXT 1, no expunge
+ * record) another UIDVALIDITY, and raises its UIDNEXT to uidnext_min (0 or
+ * 1: left at 1): what an import does to keep the UIDs clients know. A
+ * mailbox that has held messages fails with STORE_ERR_CONFLICT;
+ * uidvalidity 0 with STORE_ERR_INVALID. */
+int store_mailbox_set_uidvalidity(struct store_account *acct, int64_t mailbox_id,
+    uint32_t uidvalidity, uint32_t uidnext_min, const char **error_r);
+/* Raises the mailbox's UIDNEXT to uidnext (never lowers it): the UIDs below
+ * are never given. An import keeping UIDs sets the source's UIDNEXT this
+ * way once the messages are in (before, it would refuse their UIDs). */
+int store_mailbox_raise_uidnext(struct store_account *acct, int64_t mailbox_id,
+    uint32_t uidnext, const char **error_r);
 /* Subscriptions may name mailboxes that do not exist (RFC 3501). The list
  * is sorted and NULL-terminated; free it with store_subscriptions_free. */
 int store_subscriptions(struct store_account *acct, char ***names_r, size_t *count_r,
@@ -249,16 +264,21 @@ struct store_target {
 	unsigned flags;
 	const char *const *keywords;
 	int64_t internaldate;      /* 0: now (the time used is written back) */
-	/* Out: */
+	/* In: 0 for the mailbox's next UID, or the UID wanted (imports keeping
+	 * UIDs), given only if it is >= the mailbox's UIDNEXT, which becomes
+	 * uid + 1; else the target fails with STORE_ERR_CONFLICT (UINT32_MAX:
+	 * STORE_ERR_LIMIT) and nothing is renumbered. Out: the UID given, 0
+	 * when the target failed. */
 	uint32_t uid;
+	/* Out: */
 	uint32_t uidvalidity;
 	enum store_error error;    /* STORE_OK, or why this target failed */
 };
 
 /* Commits the written message into each target. Targets fail one by one
- * (quota, missing mailbox) without failing the others; returns the number of
- * targets stored, or -1 when nothing could be stored because of an I/O or
- * database error. The writer can be committed once. */
+ * (quota, missing mailbox, a UID taken) without failing the others; returns
+ * the number of targets stored, or -1 when nothing could be stored because
+ * of an I/O or database error. The writer can be committed once. */
 int store_writer_commit(struct store_writer *w, struct store_target *targets, size_t n,
     const char **error_r);
 

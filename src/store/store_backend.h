@@ -75,6 +75,13 @@ struct store_backend_ops {
 	    int64_t *id_r, const char **error_r);
 	int (*mailbox_subscribe)(struct store_backend_account *ba, const char *name,
 	    int subscribed, const char **error_r);
+	/* The checks of store_mailbox_set_uidvalidity are the backend's (it
+	 * alone knows whether the mailbox ever held a message). */
+	int (*mailbox_set_uidvalidity)(struct store_backend_account *ba,
+	    int64_t mailbox_id, uint32_t uidvalidity, uint32_t uidnext_min,
+	    const char **error_r);
+	int (*mailbox_raise_uidnext)(struct store_backend_account *ba, int64_t mailbox_id,
+	    uint32_t uidnext, const char **error_r);
 	int (*subscriptions)(struct store_backend_account *ba, char ***names_r,
 	    size_t *count_r, const char **error_r);
 
@@ -114,10 +121,16 @@ struct store_backend_ops {
 	int (*writer_prepare)(struct store_backend_writer *bw, int64_t internaldate,
 	    const char **error_r);
 	void (*writer_free)(struct store_backend_writer *bw);
-	/* Commits a batch: fills in every target's uid, uidvalidity and error
+	/* Commits a batch: fills in every target's uid (honouring a wanted
+	 * one, see struct store_target), uidvalidity and error
 	 * (STORE_ERR_TEMP for targets lost to an I/O or database error) and
 	 * mailbox_ids. Never fails as a whole. */
 	void (*commit_batch)(struct store_backend *be, struct store_commit **batch, size_t n);
+
+	/* Removes the temporary files of writers that have not been touched
+	 * for an hour before `now` (done at open; tests call it with a later
+	 * now). */
+	void (*sweep_tmp)(struct store_backend *be, int64_t now);
 };
 
 extern const struct store_backend_ops store_sqlite_ops;
@@ -150,5 +163,7 @@ int store_keyword_equal(const char *a, const char *b);
  * directories (to simulate failures). */
 void store_set_sync_mode(struct store *store, enum store_sync_mode mode);
 void store_set_fsync(struct store *store, int (*fn)(int fd));
+/* Runs the clean-up of stale writer files as if the time were `now`. */
+void store_sweep_tmp(struct store *store, int64_t now);
 
 #endif

@@ -23,7 +23,6 @@
 #include "store/store_sqlite.h"
 
 #define SSQL_BUSY_TIMEOUT_MS 10000
-#define SSQL_TMP_MAX_AGE (24 * 3600)   /* older temp files are leftovers */
 
 /* Each entry brings the schema from version i to i + 1; user_version holds
  * the number applied. Append, never edit. */
@@ -121,6 +120,8 @@ static const char *const stmt_sql[SST_COUNT] = {
 	    " usage_messages = usage_messages + ?2 WHERE id = 1",
 	[SST_ACCOUNT_NEXT_UIDVALIDITY] = "UPDATE account SET last_uidvalidity ="
 	    " max(last_uidvalidity + 1, ?1) WHERE id = 1 RETURNING last_uidvalidity",
+	[SST_ACCOUNT_RAISE_UIDVALIDITY] = "UPDATE account SET last_uidvalidity ="
+	    " max(last_uidvalidity, ?1) WHERE id = 1",
 	[SST_MBOX_LIST] = "SELECT " MBOX_COLUMNS "ORDER BY m.name",
 	[SST_MBOX_BY_NAME] = "SELECT " MBOX_COLUMNS "WHERE m.name = ?1",
 	[SST_MBOX_BY_ID] = "SELECT " MBOX_COLUMNS "WHERE m.id = ?1",
@@ -136,10 +137,18 @@ static const char *const stmt_sql[SST_COUNT] = {
 	[SST_MBOX_ALLOC] = "UPDATE mailboxes SET uidnext = uidnext + ?2,"
 	    " highestmodseq = highestmodseq + ?3 WHERE id = ?1"
 	    " RETURNING uidnext, highestmodseq",
+	[SST_MBOX_ALLOC_AT] = "UPDATE mailboxes SET uidnext = ?2 + 1,"
+	    " highestmodseq = highestmodseq + 1 WHERE id = ?1 AND uidnext <= ?2"
+	    " RETURNING highestmodseq",
+	[SST_MBOX_SET_UIDVALIDITY] = "UPDATE mailboxes SET uidvalidity = ?2,"
+	    " uidnext = max(uidnext, ?3) WHERE id = ?1",
+	[SST_MBOX_RAISE_UIDNEXT] = "UPDATE mailboxes SET uidnext = ?2"
+	    " WHERE id = ?1 AND uidnext < ?2",
+	[SST_MBOX_IDS] = "SELECT id FROM mailboxes ORDER BY id",
 	[SST_MBOX_ADD_COUNTS] = "UPDATE mailboxes SET messages = messages + ?2,"
 	    " unseen = unseen + ?3, deleted = deleted + ?4, size = size + ?5 WHERE id = ?1",
-	[SST_MBOX_FILE_LIST] = "SELECT id, uidvalidity, special_use, name FROM mailboxes"
-	    " ORDER BY id",
+	[SST_MBOX_FILE_LIST] = "SELECT id, uidvalidity, special_use, name, uidnext"
+	    " FROM mailboxes ORDER BY id",
 	[SST_SUB_ADD] = "INSERT OR IGNORE INTO subscriptions (name) VALUES (?1)",
 	[SST_SUB_DELETE] = "DELETE FROM subscriptions WHERE name = ?1",
 	[SST_SUB_LIST] = "SELECT name FROM subscriptions ORDER BY name",
@@ -176,11 +185,13 @@ static const char *const stmt_sql[SST_COUNT] = {
 	    " b.bodystructure, b.body, b.parts, b.preview, b.bits"
 	    " FROM messages m JOIN bodies b ON b.id = m.body_id"
 	    " WHERE m.mailbox_id = ?1 AND m.uid = ?2",
+	[SST_MSG_NAMES] = "SELECT uid, guid FROM messages WHERE mailbox_id = ?1 ORDER BY uid",
 	[SST_EXP_INSERT] = "INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq)"
 	    " VALUES (?1, ?2, ?3)",
 	[SST_EXP_SINCE] = "SELECT uid FROM expunged WHERE mailbox_id = ?1 AND modseq > ?2"
 	    " ORDER BY uid",
 	[SST_EXP_DELETE_MBOX] = "DELETE FROM expunged WHERE mailbox_id = ?1",
+	[SST_EXP_ANY] = "SELECT 1 FROM expunged WHERE mailbox_id = ?1 LIMIT 1",
 	[SST_KW_HAS] = "SELECT 1 FROM keywords WHERE mailbox_id = ?1 AND name = ?2",
 	[SST_KW_COUNT] = "SELECT count(*) FROM keywords WHERE mailbox_id = ?1",
 	[SST_KW_ADD] = "INSERT OR IGNORE INTO keywords (mailbox_id, name) VALUES (?1, ?2)",
@@ -535,40 +546,6 @@ mkdir_durable(const char *parent, const char *path, const char **error_r)
 	return rc;
 }
 
-/* Removes temporary files left by a crash (a day old: another process may
- * be writing the young ones). */
-static void
-tmp_cleanup(struct store_backend *be)
-{
-	struct dirent *de;
-	struct stat st;
-	time_t now = time(NULL);
-	DIR *d;
-	int fd;
-
-	if ((fd = dup(be->tmp_fd)) < 0 || (d = fdopendir(fd)) == NULL) {
-		if (fd >= 0)
-			close(fd);
-		return;
-	}
-	while ((de = readdir(d)) != NULL) {
-		size_t len = strlen(de->d_name);
-
-		/* An account deletion that was interrupted. */
-		if (strncmp(de->d_name, "deleted-", 8) == 0) {
-			ssql_remove_tree(be->tmp_fd, de->d_name);
-			continue;
-		}
-		if (len < 5 || strcmp(de->d_name + len - 4, ".tmp") != 0)
-			continue;
-		if (fstatat(be->tmp_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-		    S_ISREG(st.st_mode) && st.st_mtime + SSQL_TMP_MAX_AGE < now &&
-		    st.st_ctime + SSQL_TMP_MAX_AGE < now)
-			unlinkat(be->tmp_fd, de->d_name, 0);
-	}
-	closedir(d);
-}
-
 static void ssql_close(struct store_backend *be);
 
 static int
@@ -580,6 +557,7 @@ ssql_open(const char *data_dir, struct store_backend **be_r, const char **error_
 	be->fsync = fsync;
 	be->sync_mode = STORE_SYNC_WRITER;
 	ssql_pool_init(&be->pool);
+	pthread_mutex_init(&be->swept_lock, NULL);
 	be->data_dir = xstrdup(data_dir);
 	be->mail_dir = xasprintf("%s/mail", data_dir);
 	be->tmp_dir = xasprintf("%s/tmp", data_dir);
@@ -601,7 +579,7 @@ ssql_open(const char *data_dir, struct store_backend **be_r, const char **error_
 		ssql_close(be);
 		return -1;
 	}
-	tmp_cleanup(be);
+	ssql_sweep_tmp(be, time(NULL));
 	*be_r = be;
 	return 0;
 }
@@ -610,6 +588,8 @@ static void
 ssql_close(struct store_backend *be)
 {
 	ssql_pool_destroy(&be->pool);
+	pthread_mutex_destroy(&be->swept_lock);
+	ssql_idset_free(&be->swept);
 	if (be->mail_fd >= 0)
 		close(be->mail_fd);
 	if (be->tmp_fd >= 0)
@@ -806,6 +786,33 @@ fail:
 	return -1;
 }
 
+/* Sweeps the account's orphan files at its first open in this process
+ * (a rebuild made a row of every file: nothing to do). A failed sweep is
+ * tried again at the next open; the account opens anyway. store.c never
+ * opens an account twice at once, so the test and the add need not be
+ * atomic. */
+static void
+orphans_sweep_once(struct store_backend_account *ba, int rebuilt)
+{
+	struct store_backend *be = ba->be;
+	const char *error;
+	int done;
+
+	pthread_mutex_lock(&be->swept_lock);
+	done = ssql_idset_has(&be->swept, ba->id);
+	pthread_mutex_unlock(&be->swept_lock);
+	if (done)
+		return;
+	if (!rebuilt && ssql_sweep_orphans(ba, &error) < 0) {
+		log_warn(NULL, "event=store-orphan-sweep-failed account=%lld reason=\"%s\"",
+		    (long long)ba->id, error);
+		return;
+	}
+	pthread_mutex_lock(&be->swept_lock);
+	ssql_idset_add(&be->swept, ba->id);
+	pthread_mutex_unlock(&be->swept_lock);
+}
+
 static int
 ssql_account_open(struct store_backend *be, int64_t id, struct store_backend_account **ba_r,
     const char **error_r)
@@ -864,6 +871,7 @@ ssql_account_open(struct store_backend *be, int64_t id, struct store_backend_acc
 		goto fail;
 	if (thorough)
 		unlink(marker);
+	orphans_sweep_once(ba, rebuild);
 	free(marker);
 	free(msg_dir);
 	*ba_r = ba;
@@ -947,6 +955,8 @@ const struct store_backend_ops store_sqlite_ops = {
 	.mailbox_rename = ssql_mailbox_rename,
 	.mailbox_delete = ssql_mailbox_delete,
 	.mailbox_subscribe = ssql_mailbox_subscribe,
+	.mailbox_set_uidvalidity = ssql_mailbox_set_uidvalidity,
+	.mailbox_raise_uidnext = ssql_mailbox_raise_uidnext,
 	.subscriptions = ssql_subscriptions,
 	.message_list = ssql_message_list,
 	.message_summary = ssql_message_summary,
@@ -963,4 +973,5 @@ const struct store_backend_ops store_sqlite_ops = {
 	.writer_prepare = ssql_writer_prepare,
 	.writer_free = ssql_writer_free,
 	.commit_batch = ssql_commit_batch,
+	.sweep_tmp = ssql_sweep_tmp,
 };

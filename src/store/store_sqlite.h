@@ -5,19 +5,24 @@
  *   DATA/tmp/<random>.tmp                    a message being written
  *   DATA/mail/<account-id>/index.db          the index (WAL)
  *   DATA/mail/<account-id>/msg/mailboxes     mailbox ids, names, UIDVALIDITY,
- *                                            roles and subscriptions, rewritten
- *                                            atomically on every change
+ *                                            UIDNEXT, roles and subscriptions,
+ *                                            rewritten atomically on every
+ *                                            change
  *   DATA/mail/<account-id>/msg/<mailbox-id>/<uid>.<guid>
  *                                            a message, written once
  *
  * A message's file name carries what the index would need to be rebuilt:
  * its mailbox (the directory), UID and GUID; its mtime is the internal date.
  * A copy is a hard link under its own name. Only flags, keywords and MODSEQs
- * live in the index alone (store_sqlite_rebuild.c).
+ * live in the index alone (store_sqlite_rebuild.c). Message files are
+ * linked only inside the write transaction that adds their rows, and
+ * unlinked only after the one that removed them committed: a file without
+ * a row is an orphan of a crash (store_sqlite_sweep.c removes them).
  *
  * Files: store_sqlite.c (open, schema, connections, accounts),
  * store_sqlite_mailbox.c, store_sqlite_message.c, store_sqlite_commit.c
- * (writers and group commit), store_sqlite_rebuild.c.
+ * (writers and group commit), store_sqlite_rebuild.c, store_sqlite_sweep.c
+ * (what crashes leave behind).
  */
 #ifndef PETREL_STORE_STORE_SQLITE_H
 #define PETREL_STORE_STORE_SQLITE_H
@@ -39,6 +44,7 @@ enum ssql_stmt {
 	SST_ACCOUNT_USAGE,
 	SST_ACCOUNT_ADD_USAGE,
 	SST_ACCOUNT_NEXT_UIDVALIDITY,
+	SST_ACCOUNT_RAISE_UIDVALIDITY,
 	SST_MBOX_LIST,
 	SST_MBOX_BY_NAME,
 	SST_MBOX_BY_ID,
@@ -48,6 +54,10 @@ enum ssql_stmt {
 	SST_MBOX_RENAME,
 	SST_MBOX_DELETE,
 	SST_MBOX_ALLOC,
+	SST_MBOX_ALLOC_AT,
+	SST_MBOX_SET_UIDVALIDITY,
+	SST_MBOX_RAISE_UIDNEXT,
+	SST_MBOX_IDS,
 	SST_MBOX_ADD_COUNTS,
 	SST_MBOX_FILE_LIST,
 	SST_SUB_ADD,
@@ -70,9 +80,11 @@ enum ssql_stmt {
 	SST_MSG_OF_MBOX,
 	SST_MSG_DELETE_MBOX,
 	SST_MSG_SUMMARY,
+	SST_MSG_NAMES,
 	SST_EXP_INSERT,
 	SST_EXP_SINCE,
 	SST_EXP_DELETE_MBOX,
+	SST_EXP_ANY,
 	SST_KW_HAS,
 	SST_KW_COUNT,
 	SST_KW_ADD,
@@ -103,6 +115,12 @@ struct ssql_pool {
 	int quit;
 };
 
+/* A set of account ids (open addressing; 0 is an empty slot). */
+struct ssql_idset {
+	int64_t *slots;
+	size_t cap, count;
+};
+
 struct store_backend {
 	char *data_dir;
 	char *mail_dir;
@@ -112,6 +130,8 @@ struct store_backend {
 	enum store_sync_mode sync_mode;
 	int (*fsync)(int fd);
 	struct ssql_pool pool;
+	pthread_mutex_t swept_lock;
+	struct ssql_idset swept;   /* accounts swept of orphans by this process */
 };
 
 struct store_backend_account {
@@ -208,6 +228,10 @@ int ssql_mailbox_add_counts(struct ssql_conn *c, int64_t mailbox_id, int64_t mes
 /* Reserves nuids UIDs and nmodseq MODSEQs: the first of each. */
 int ssql_mailbox_alloc(struct ssql_conn *c, int64_t mailbox_id, uint32_t nuids,
     uint64_t nmodseq, uint32_t *uid_r, uint64_t *modseq_r, const char **error_r);
+/* Reserves the UID uid (>= UIDNEXT, < UINT32_MAX; UIDNEXT becomes uid + 1)
+ * and one MODSEQ. */
+int ssql_mailbox_alloc_uid(struct ssql_conn *c, int64_t mailbox_id, uint32_t uid,
+    uint64_t *modseq_r, const char **error_r);
 int ssql_keywords_register(struct ssql_conn *c, int64_t mailbox_id, const char *keywords,
     const char **error_r);
 int ssql_create_defaults(struct store_backend_account *ba, struct ssql_conn *c,
@@ -245,6 +269,18 @@ int ssql_body_insert(struct ssql_conn *c, const char *guid, uint64_t size,
 int ssql_rebuild(struct store_backend_account *ba, struct ssql_conn *c,
     const char **error_r);
 
+/* store_sqlite_sweep.c */
+/* ids are > 0. */
+void ssql_idset_add(struct ssql_idset *set, int64_t id);
+int ssql_idset_has(const struct ssql_idset *set, int64_t id);
+void ssql_idset_free(struct ssql_idset *set);
+/* Removes the message files and mailbox directories that have no row in
+ * the index, in a write transaction; logs how many. */
+int ssql_sweep_orphans(struct store_backend_account *ba, const char **error_r);
+/* Removes writers' temporary files untouched for an hour before now, and
+ * account deletions left unfinished. */
+void ssql_sweep_tmp(struct store_backend *be, int64_t now);
+
 /* The operations (store_backend.h has what they do). */
 int ssql_mailbox_list(struct store_backend_account *, struct store_mailbox **, size_t *,
     const char **);
@@ -257,6 +293,10 @@ int ssql_mailbox_rename(struct store_backend_account *, const char *, const char
 int ssql_mailbox_delete(struct store_backend_account *, const char *, int64_t *,
     const char **);
 int ssql_mailbox_subscribe(struct store_backend_account *, const char *, int,
+    const char **);
+int ssql_mailbox_set_uidvalidity(struct store_backend_account *, int64_t, uint32_t,
+    uint32_t, const char **);
+int ssql_mailbox_raise_uidnext(struct store_backend_account *, int64_t, uint32_t,
     const char **);
 int ssql_subscriptions(struct store_backend_account *, char ***, size_t *, const char **);
 int ssql_message_list(struct store_backend_account *, int64_t, uint32_t, uint32_t,

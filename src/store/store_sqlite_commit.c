@@ -10,7 +10,8 @@
  *      (STORE_SYNC_SYNCFS);
  *   2. per touched account, in account-id order (the only place that holds
  *      several accounts' locks): BEGIN IMMEDIATE, then per target the quota
- *      check, the rows (UID = uidnext++, MODSEQ = ++highestmodseq) and a
+ *      check, the rows (UID = uidnext++, or the target's wanted UID when it
+ *      is >= uidnext, uidnext = uid + 1; MODSEQ = ++highestmodseq) and a
  *      hard link of the temp file to msg/<mailbox-id>/<uid>.<guid>;
  *   3. one fsync per touched mailbox directory, then
  *   4. one COMMIT per account: the WAL fsync that makes the rows durable;
@@ -482,6 +483,11 @@ target_insert(struct store_backend *be, struct batch_account *acct, struct store
 		t->error = STORE_ERR_NOT_FOUND;
 		return -1;
 	}
+	/* A wanted UID below UIDNEXT may have been seen by clients. */
+	if (t->uid != 0 && t->uid < mbox.uidnext) {
+		t->error = STORE_ERR_CONFLICT;
+		return -1;
+	}
 	if ((rc = quota_check(c, t, req->size, &error)) < 0)
 		return rc;
 	if ((kw = ssql_keywords_join(t->keywords)) != NULL &&
@@ -509,7 +515,12 @@ target_insert(struct store_backend *be, struct batch_account *acct, struct store
 		}
 	}
 	memset(&m, 0, sizeof(m));
-	if (ssql_mailbox_alloc(c, mbox.id, 1, 1, &m.uid, &m.modseq, &error) < 0) {
+	if (t->uid != 0) {
+		m.uid = t->uid;
+		rc = ssql_mailbox_alloc_uid(c, mbox.id, m.uid, &m.modseq, &error);
+	} else
+		rc = ssql_mailbox_alloc(c, mbox.id, 1, 1, &m.uid, &m.modseq, &error);
+	if (rc < 0) {
 		free(kw);
 		return -2;
 	}

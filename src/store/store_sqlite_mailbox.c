@@ -1,10 +1,16 @@
 /*
  * Mailboxes and subscriptions in the SQLite index, and msg/mailboxes: the
  * small file that keeps, outside the index, what a rebuild needs to give
- * mailboxes back their names, UIDVALIDITY and roles. It is rewritten
- * (temp file, fsync, rename, fsync msg/) inside every transaction that
- * changes one of those, before the commit: if the commit then fails, the
- * file names a mailbox too many, which a rebuild would create empty.
+ * mailboxes back their names, UIDVALIDITY and roles, and a floor for their
+ * UIDNEXT. It is rewritten (temp file, fsync, rename, fsync msg/) inside
+ * every transaction that changes one of those, before the commit: if the
+ * commit then fails, the file names a mailbox too many, which a rebuild
+ * would create empty, or a UIDNEXT too high, which only skips UIDs.
+ *
+ *   petrel-mailboxes 1
+ *   m <id> <uidvalidity> <special-use> <name>
+ *   u <id> <uidnext>        (after its m line, when UIDNEXT is above 1)
+ *   s <name>                a subscription
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -162,6 +168,28 @@ ssql_mailbox_alloc(struct ssql_conn *c, int64_t mailbox_id, uint32_t nuids,
 	return 0;
 }
 
+int
+ssql_mailbox_alloc_uid(struct ssql_conn *c, int64_t mailbox_id, uint32_t uid,
+    uint64_t *modseq_r, const char **error_r)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((st = ssql_stmt(c, SST_MBOX_ALLOC_AT, error_r)) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	sqlite3_bind_int64(st, 2, uid);
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		sqlite3_reset(st);
+		if (rc == SQLITE_DONE)
+			return store_fail(STORE_ERR_CONFLICT, error_r, "UID %u is taken", uid);
+		return ssql_error(c, rc, error_r);
+	}
+	*modseq_r = (uint64_t)sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return 0;
+}
+
 /* Registers the keywords of a space-separated list as used in the mailbox
  * (IMAP's FLAGS response), within the per-mailbox limit. */
 int
@@ -225,10 +253,14 @@ ssql_mailboxes_file_write(struct store_backend_account *ba, struct ssql_conn *c,
 	buf_puts(&b, "petrel-mailboxes 1\n");
 	if ((st = ssql_stmt(c, SST_MBOX_FILE_LIST, error_r)) == NULL)
 		goto fail;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		buf_printf(&b, "m %lld %u %u %s\n", (long long)sqlite3_column_int64(st, 0),
 		    (unsigned)sqlite3_column_int64(st, 1), (unsigned)sqlite3_column_int(st, 2),
 		    (const char *)sqlite3_column_text(st, 3));
+		if (sqlite3_column_int64(st, 4) > 1)
+			buf_printf(&b, "u %lld %lld\n", (long long)sqlite3_column_int64(st, 0),
+			    (long long)sqlite3_column_int64(st, 4));
+	}
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE) {
 		ssql_error(c, rc, error_r);
@@ -738,6 +770,103 @@ ssql_mailbox_subscribe(struct store_backend_account *ba, const char *name, int s
 		return -1;
 	}
 	return ssql_wcommit(ba, error_r);
+}
+
+/* 1 when the mailbox has expunge records. */
+static int
+has_expunged(struct ssql_conn *c, int64_t mailbox_id, const char **error_r)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((st = ssql_stmt(c, SST_EXP_ANY, error_r)) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc == SQLITE_DONE)
+		return 0;
+	return ssql_error(c, rc, error_r);
+}
+
+int
+ssql_mailbox_set_uidvalidity(struct store_backend_account *ba, int64_t mailbox_id,
+    uint32_t uidvalidity, uint32_t uidnext_min, const char **error_r)
+{
+	struct ssql_mailbox m;
+	struct ssql_conn *c;
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((c = ssql_wbegin(ba, error_r)) == NULL)
+		return -1;
+	if ((rc = ssql_mailbox_find(c, NULL, mailbox_id, &m, error_r)) <= 0) {
+		if (rc == 0)
+			store_fail(STORE_ERR_NOT_FOUND, error_r, "no such mailbox");
+		goto fail;
+	}
+	/* A client may know UIDs of a mailbox that ever held a message. */
+	if (m.uidnext != 1 || (rc = has_expunged(c, mailbox_id, error_r)) != 0) {
+		if (m.uidnext != 1 || rc > 0)
+			store_fail(STORE_ERR_CONFLICT, error_r,
+			    "the mailbox has held messages: its UIDVALIDITY stays");
+		goto fail;
+	}
+	if ((st = ssql_stmt(c, SST_MBOX_SET_UIDVALIDITY, error_r)) == NULL)
+		goto fail;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	sqlite3_bind_int64(st, 2, uidvalidity);
+	sqlite3_bind_int64(st, 3, uidnext_min);
+	if (ssql_step_done(c, st, error_r) < 0)
+		goto fail;
+	/* New mailboxes' UIDVALIDITYs stay above it (a name deleted and
+	 * created again must not get it back). */
+	if ((st = ssql_stmt(c, SST_ACCOUNT_RAISE_UIDVALIDITY, error_r)) == NULL)
+		goto fail;
+	sqlite3_bind_int64(st, 1, uidvalidity);
+	if (ssql_step_done(c, st, error_r) < 0 ||
+	    ssql_mailboxes_file_write(ba, c, error_r) < 0)
+		goto fail;
+	return ssql_wcommit(ba, error_r);
+fail:
+	ssql_wrollback(ba);
+	return -1;
+}
+
+int
+ssql_mailbox_raise_uidnext(struct store_backend_account *ba, int64_t mailbox_id,
+    uint32_t uidnext, const char **error_r)
+{
+	struct ssql_mailbox m;
+	struct ssql_conn *c;
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((c = ssql_wbegin(ba, error_r)) == NULL)
+		return -1;
+	if ((rc = ssql_mailbox_find(c, NULL, mailbox_id, &m, error_r)) <= 0) {
+		if (rc == 0)
+			store_fail(STORE_ERR_NOT_FOUND, error_r, "no such mailbox");
+		goto fail;
+	}
+	if (m.uidnext >= uidnext) {
+		ssql_wrollback(ba);
+		return 0;
+	}
+	if ((st = ssql_stmt(c, SST_MBOX_RAISE_UIDNEXT, error_r)) == NULL)
+		goto fail;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	sqlite3_bind_int64(st, 2, uidnext);
+	/* msg/mailboxes keeps it for a rebuild. */
+	if (ssql_step_done(c, st, error_r) < 0 ||
+	    ssql_mailboxes_file_write(ba, c, error_r) < 0)
+		goto fail;
+	return ssql_wcommit(ba, error_r);
+fail:
+	ssql_wrollback(ba);
+	return -1;
 }
 
 int

@@ -12,8 +12,10 @@
  * MODSEQs resynchronize fully, a rebuilt mailbox's HIGHESTMODSEQ starts far
  * above any it can have given before: the time in milliseconds (a mailbox
  * would need 10^12 changes to have got there by counting). UIDNEXT is the
- * highest UID found plus one: UIDs of messages expunged at the very end of
- * a mailbox before the loss may be given again.
+ * highest UID found plus one, or the UIDNEXT msg/mailboxes recorded when
+ * it was last written (a mailbox's creation, an import's
+ * store_mailbox_set_uidvalidity) if higher: UIDs of messages expunged at
+ * the very end of a mailbox since then may be given again.
  */
 #include <ctype.h>
 #include <dirent.h>
@@ -42,6 +44,7 @@ struct rb_mailbox {
 	char *name;
 	int has_dir;
 	uint32_t max_uid;
+	uint32_t uidnext;          /* from msg/mailboxes, 0 when not there */
 };
 
 struct rb_state {
@@ -91,8 +94,8 @@ parse_u64(const char *s, char **end, uint64_t *v)
 	return 0;
 }
 
-/* Reads msg/mailboxes: "m <id> <uidvalidity> <special-use> <name>" and
- * "s <name>" lines. */
+/* Reads msg/mailboxes: "m <id> <uidvalidity> <special-use> <name>",
+ * "u <id> <uidnext>" and "s <name>" lines (store_sqlite_mailbox.c). */
 static void
 rb_read_file(struct store_backend_account *ba, struct rb_state *rb)
 {
@@ -116,6 +119,16 @@ rb_read_file(struct store_backend_account *ba, struct rb_state *rb)
 		if (line[0] == 's' && line[1] == ' ') {
 			rb->subs = xreallocarray(rb->subs, rb->nsubs + 1, sizeof(*rb->subs));
 			rb->subs[rb->nsubs++] = xstrdup(line + 2);
+			continue;
+		}
+		if (line[0] == 'u' && line[1] == ' ') {
+			struct rb_mailbox *m;
+
+			p = line + 2;
+			if (parse_u64(p, &p, &id) == 0 && *p++ == ' ' &&
+			    parse_u64(p, &p, &uv) == 0 && *p == '\0' && id <= INT64_MAX &&
+			    uv <= UINT32_MAX && (m = rb_find(rb, (int64_t)id)) != NULL)
+				m->uidnext = (uint32_t)uv;
 			continue;
 		}
 		if (line[0] != 'm' || line[1] != ' ')
@@ -398,11 +411,15 @@ ssql_rebuild(struct store_backend_account *ba, struct ssql_conn *c, const char *
 		goto out;
 
 	for (i = 0; i < rb.nmb; i++) {
+		int64_t uidnext;
+
 		if (rb_mailbox_files(ba, c, &rb, &rb.mb[i], modseq, error_r) < 0)
 			goto out;
+		uidnext = (int64_t)rb.mb[i].max_uid + 1;
+		if (rb.mb[i].uidnext > uidnext)
+			uidnext = rb.mb[i].uidnext;
 		if (exec_i64(c, "UPDATE mailboxes SET uidnext = ?2, highestmodseq = ?3"
-		    " WHERE id = ?1", rb.mb[i].id, (int64_t)rb.mb[i].max_uid + 1,
-		    (int64_t)modseq, error_r) < 0)
+		    " WHERE id = ?1", rb.mb[i].id, uidnext, (int64_t)modseq, error_r) < 0)
 			goto out;
 	}
 	if (exec_i64(c, "UPDATE mailboxes SET highestmodseq = ?1",

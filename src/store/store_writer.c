@@ -217,9 +217,13 @@ target_check(struct store_writer *w, struct store_target *t, char **name_r)
 	const char *error;
 
 	*name_r = NULL;
-	t->uid = 0;
 	t->uidvalidity = 0;
 	t->error = STORE_ERR_INVALID;
+	if (t->uid == UINT32_MAX) {
+		/* UIDNEXT would not fit in 32 bits. */
+		t->error = STORE_ERR_LIMIT;
+		return -1;
+	}
 	if (t->acct == NULL || t->acct->store != w->store)
 		return -1;
 	if ((t->flags & ~STORE_FLAG_MASK) != 0)
@@ -293,6 +297,8 @@ store_writer_commit(struct store_writer *w, struct store_target *targets, size_t
 	}
 
 	for (i = 0; i < n; i++) {
+		if (targets[i].error != STORE_OK)
+			targets[i].uid = 0;
 		if (targets[i].error == STORE_OK)
 			stored++;
 		else if (targets[i].error == STORE_ERR_TEMP)

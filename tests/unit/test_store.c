@@ -1,6 +1,7 @@
 /* Unit tests of src/store: accounts, mailboxes, messages, flags, copy/move/
- * expunge, changes, quota, search, concurrency, notifications, rebuild and
- * I/O failures. Each test gets its own data directory under /tmp. */
+ * expunge, changes, quota, search, concurrency, notifications, rebuild,
+ * I/O failures, kept UIDs (imports) and the sweeping of what crashes leave
+ * behind. Each test gets its own data directory under /tmp. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -1264,6 +1266,403 @@ test_rebuild(void **state)
 	assert_int_equal(mailbox(f->acct, "Work/Projects").messages, 2);
 }
 
+/* --- kept UIDs (imports) ------------------------------------------------ */
+
+/* Commits text to the mailbox with the wanted UID; returns the number of
+ * targets stored and the target in *t. */
+static int
+append_uid(struct fixture *f, int64_t mbox, const char *text, uint32_t uid,
+    struct store_target *t)
+{
+	struct store_writer *w;
+	const char *error;
+	int n;
+
+	assert_int_equal(store_writer_new(f->store, &w, &error), 0);
+	assert_int_equal(store_writer_write(w, text, strlen(text), &error), 0);
+	memset(t, 0, sizeof(*t));
+	t->acct = f->acct;
+	t->mailbox_id = mbox;
+	t->uid = uid;
+	n = store_writer_commit(w, t, 1, &error);
+	store_writer_free(&w);
+	return n;
+}
+
+static void
+test_keep_uids(void **state)
+{
+	struct fixture *f = *state;
+	struct store_writer *w;
+	struct store_target t, tt[3];
+	struct store_message *msgs;
+	const char *error;
+	char *path;
+	size_t n;
+	int64_t imp, other, empty, later;
+	uint32_t uid;
+
+	assert_int_equal(store_mailbox_create(f->acct, "Import", 0, &imp, &error), 0);
+	assert_int_equal(store_mailbox_create(f->acct, "Other", 0, &other, &error), 0);
+	assert_int_equal(store_mailbox_create(f->acct, "Empty", 0, &empty, &error), 0);
+
+	/* UIDVALIDITY: only 0 and unknown mailboxes are refused while empty. */
+	assert_int_equal(store_mailbox_set_uidvalidity(f->acct, imp, 0, 0, &error), -1);
+	assert_int_equal(store_error_code(), STORE_ERR_INVALID);
+	assert_int_equal(store_mailbox_set_uidvalidity(f->acct, 9999, 5, 0, &error), -1);
+	assert_int_equal(store_error_code(), STORE_ERR_NOT_FOUND);
+	assert_int_equal(store_mailbox_set_uidvalidity(f->acct, imp, 12345, 0, &error), 0);
+	assert_int_equal(store_mailbox_set_uidvalidity(f->acct, imp, 1234, 0, &error), 0);
+	assert_int_equal(store_mailbox_set_uidvalidity(f->acct, imp, 12345, 0, &error), 0);
+	assert_int_equal(mailbox(f->acct, "Import").uidvalidity, 12345);
+	assert_int_equal(mailbox(f->acct, "Import").uidnext, 1);
+	assert_int_equal(store_mailbox_set_uidvalidity(f->acct, empty, 777, 100, &error), 0);
+	assert_int_equal(mailbox(f->acct, "Empty").uidnext, 100);
+
+	/* Wanted UIDs at or above UIDNEXT are given; UIDNEXT follows. */
+	assert_int_equal(append_uid(f, imp, msg1, 5, &t), 1);
+	assert_int_equal(t.uid, 5);
+	assert_int_equal(t.uidvalidity, 12345);
+	assert_int_equal(mailbox(f->acct, "Import").uidnext, 6);
+	assert_int_equal(append_uid(f, imp, msg2, 6, &t), 1);
+	assert_int_equal(t.uid, 6);
+	/* Below UIDNEXT: refused, not renumbered. */
+	assert_int_equal(append_uid(f, imp, msg3, 6, &t), 0);
+	assert_int_equal(t.error, STORE_ERR_CONFLICT);
+	assert_int_equal(t.uid, 0);
+	assert_int_equal(store_error_code(), STORE_ERR_CONFLICT);
+	assert_int_equal(append_uid(f, imp, msg3, 2, &t), 0);
+	assert_int_equal(t.error, STORE_ERR_CONFLICT);
+	assert_int_equal(append_uid(f, imp, msg3, UINT32_MAX, &t), 0);
+	assert_int_equal(t.error, STORE_ERR_LIMIT);
+	assert_int_equal(mailbox(f->acct, "Import").messages, 2);
+	assert_int_equal(mailbox(f->acct, "Import").uidnext, 7);
+	/* 0: the next UID, as always. */
+	assert_int_equal(append_uid(f, imp, msg3, 0, &t), 1);
+	assert_int_equal(t.uid, 7);
+	assert_int_equal(append_uid(f, empty, msg3, 0, &t), 1);
+	assert_int_equal(t.uid, 100);
+	assert_int_equal(t.uidvalidity, 777);
+
+	/* Targets fail one by one: the second wants the UID the first took. */
+	assert_int_equal(store_writer_new(f->store, &w, &error), 0);
+	assert_int_equal(store_writer_write(w, msg1, strlen(msg1), &error), 0);
+	memset(tt, 0, sizeof(tt));
+	tt[0].acct = tt[1].acct = tt[2].acct = f->acct;
+	tt[0].mailbox_id = tt[1].mailbox_id = imp;
+	tt[0].uid = tt[1].uid = 50;
+	tt[2].mailbox_id = other;
+	tt[2].uid = 3;
+	assert_int_equal(store_writer_commit(w, tt, 3, &error), 2);
+	store_writer_free(&w);
+	assert_int_equal(tt[0].error, STORE_OK);
+	assert_int_equal(tt[0].uid, 50);
+	assert_int_equal(tt[1].error, STORE_ERR_CONFLICT);
+	assert_int_equal(tt[1].uid, 0);
+	assert_int_equal(tt[2].error, STORE_OK);
+	assert_int_equal(tt[2].uid, 3);
+	assert_int_equal(mailbox(f->acct, "Other").uidnext, 4);
+
+	/* A mailbox that has held messages keeps its UIDVALIDITY, even empty. */
+	assert_int_equal(store_mailbox_set_uidvalidity(f->acct, imp, 1, 0, &error), -1);
+	assert_int_equal(store_error_code(), STORE_ERR_CONFLICT);
+	uid = 3;
+	assert_int_equal(store_message_expunge(f->acct, other, &uid, 1, &error), 0);
+	assert_int_equal(mailbox(f->acct, "Other").messages, 0);
+	assert_int_equal(store_mailbox_set_uidvalidity(f->acct, other, 1, 0, &error), -1);
+	assert_int_equal(store_error_code(), STORE_ERR_CONFLICT);
+
+	/* UIDNEXT only goes up. */
+	assert_int_equal(store_mailbox_raise_uidnext(f->acct, imp, 60, &error), 0);
+	assert_int_equal(mailbox(f->acct, "Import").uidnext, 60);
+	assert_int_equal(store_mailbox_raise_uidnext(f->acct, imp, 10, &error), 0);
+	assert_int_equal(mailbox(f->acct, "Import").uidnext, 60);
+	assert_int_equal(store_mailbox_raise_uidnext(f->acct, 9999, 10, &error), -1);
+	assert_int_equal(store_error_code(), STORE_ERR_NOT_FOUND);
+
+	/* A UIDVALIDITY set from outside is never given again to a new
+	 * mailbox. */
+	assert_int_equal(store_mailbox_create(f->acct, "Later", 0, &later, &error), 0);
+	assert_int_equal(store_mailbox_set_uidvalidity(f->acct, later, 4000000000u, 0,
+	    &error), 0);
+	assert_int_equal(store_mailbox_delete(f->acct, "Later", &error), 0);
+	assert_int_equal(store_mailbox_create(f->acct, "Later", 0, &later, &error), 0);
+	assert_true(mailbox(f->acct, "Later").uidvalidity > 4000000000u);
+
+	/* A rebuild gets the UIDs, UIDVALIDITY and UIDNEXT back. */
+	store_account_close(&f->acct);
+	path = xasprintf("%s/mail/1/index.db", f->dir);
+	assert_int_equal(unlink(path), 0);
+	free(path);
+	assert_int_equal(store_account_open(f->store, 1, NULL, &f->acct, &error), 0);
+	assert_int_equal(mailbox(f->acct, "Import").uidvalidity, 12345);
+	assert_int_equal(mailbox(f->acct, "Import").uidnext, 60);
+	assert_int_equal(mailbox(f->acct, "Empty").uidvalidity, 777);
+	assert_int_equal(mailbox(f->acct, "Empty").uidnext, 101);
+	assert_int_equal(store_message_list(f->acct, imp, 1, UINT32_MAX, &msgs, &n, &error),
+	    0);
+	assert_int_equal(n, 4);
+	assert_int_equal(msgs[0].uid, 5);
+	assert_int_equal(msgs[1].uid, 6);
+	assert_int_equal(msgs[2].uid, 7);
+	assert_int_equal(msgs[3].uid, 50);
+	store_messages_free(&msgs, n);
+	assert_int_equal(append_uid(f, imp, msg1, 0, &t), 1);
+	assert_int_equal(t.uid, 60);
+}
+
+/* --- what crashes leave behind ------------------------------------------ */
+
+static void
+write_file(const char *path, const char *text)
+{
+	FILE *fp = fopen(path, "w");
+
+	assert_non_null(fp);
+	fputs(text, fp);
+	assert_int_equal(fclose(fp), 0);
+}
+
+static int
+file_exists(const char *path)
+{
+	return access(path, F_OK) == 0;
+}
+
+/* The file name of a message ("<uid>.<guid>"), in a static buffer. */
+static const char *
+message_file(struct store_account *acct, int64_t mbox, uint32_t uid)
+{
+	static char name[64];
+	struct store_message *msgs;
+	const char *error;
+	size_t n;
+
+	assert_int_equal(store_message_list(acct, mbox, uid, uid, &msgs, &n, &error), 0);
+	assert_int_equal(n, 1);
+	snprintf(name, sizeof(name), "%u.%s", uid, msgs[0].guid);
+	store_messages_free(&msgs, n);
+	return name;
+}
+
+static void
+reopen_store(struct fixture *f)
+{
+	const char *error;
+
+	store_account_close(&f->acct);
+	store_close(&f->store);
+	assert_int_equal(store_open(f->dir, &f->store, &error), 0);
+	assert_int_equal(store_account_open(f->store, 1, NULL, &f->acct, &error), 0);
+}
+
+static void
+test_orphans(void **state)
+{
+	struct fixture *f = *state;
+	static const char guid[] = "0123456789abcdef0123456789abcdef";
+	struct store_blob *blob;
+	const char *error;
+	char *dir, *kept, *expunged, *saved, *orphan, *reused, *other, *gone_dir, *gone;
+	int64_t inbox = mailbox_id(f->acct, "INBOX");
+	uint32_t uid2;
+	char buf[16];
+
+	append(f->store, f->acct, "INBOX", msg1, 0, NULL);
+	uid2 = append(f->store, f->acct, "INBOX", msg2, 0, NULL);
+	dir = xasprintf("%s/mail/1/msg/%lld", f->dir, (long long)inbox);
+	kept = xasprintf("%s/%s", dir, message_file(f->acct, inbox, 1));
+	expunged = xasprintf("%s/%s", dir, message_file(f->acct, inbox, uid2));
+	saved = xasprintf("%s/saved", f->dir);
+	/* A crash between an expunge's COMMIT and its unlink. */
+	assert_int_equal(link(expunged, saved), 0);
+	assert_int_equal(store_message_expunge(f->acct, inbox, &uid2, 1, &error), 0);
+	assert_false(file_exists(expunged));
+	assert_int_equal(link(saved, expunged), 0);
+	/* Crashes between a link and its COMMIT: a UID never committed, a UID
+	 * committed since under another GUID, a mailbox whose creation did not
+	 * commit. A file that is not a message's is left alone. */
+	orphan = xasprintf("%s/7.%s", dir, guid);
+	reused = xasprintf("%s/1.%s", dir, guid);
+	other = xasprintf("%s/notes.txt", dir);
+	gone_dir = xasprintf("%s/mail/1/msg/9999", f->dir);
+	gone = xasprintf("%s/1.%s", gone_dir, guid);
+	write_file(orphan, msg3);
+	write_file(reused, msg3);
+	write_file(other, "not mail");
+	assert_int_equal(mkdir(gone_dir, 0700), 0);
+	write_file(gone, msg3);
+
+	/* Only the first open in the process sweeps. */
+	store_account_close(&f->acct);
+	assert_int_equal(store_account_open(f->store, 1, NULL, &f->acct, &error), 0);
+	assert_true(file_exists(orphan));
+
+	reopen_store(f);
+	assert_false(file_exists(orphan));
+	assert_false(file_exists(reused));
+	assert_false(file_exists(expunged));
+	assert_false(file_exists(gone_dir));
+	assert_true(file_exists(other));
+	/* A committed message is never removed. */
+	assert_true(file_exists(kept));
+	assert_int_equal(store_blob_open(f->acct, inbox, 1, &blob, &error), 0);
+	assert_int_equal(store_blob_read(blob, 0, buf, 5), 5);
+	assert_memory_equal(buf, msg1, 5);
+	store_blob_close(&blob);
+	assert_int_equal(mailbox(f->acct, "INBOX").messages, 1);
+
+	/* So a rebuild brings back what was committed, and nothing else. */
+	assert_int_equal(unlink(other), 0);
+	store_account_close(&f->acct);
+	free(dir);
+	dir = xasprintf("%s/mail/1/index.db", f->dir);
+	assert_int_equal(unlink(dir), 0);
+	reopen_store(f);
+	assert_int_equal(mailbox(f->acct, "INBOX").messages, 1);
+	assert_int_equal(store_mailbox_get(f->acct, "Recovered-9999", NULL, &error), 0);
+
+	free(dir);
+	free(kept);
+	free(expunged);
+	free(saved);
+	free(orphan);
+	free(reused);
+	free(other);
+	free(gone_dir);
+	free(gone);
+}
+
+/* A store opening the account (another process, as far as SQLite's locks
+ * go) while this one is between a link and its COMMIT (its directory fsync
+ * held up here) waits for the COMMIT, and its sweep then keeps the
+ * message. */
+static pthread_mutex_t hold_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t hold_cond = PTHREAD_COND_INITIALIZER;
+static int hold_state;   /* 1 armed, 2 holding, 3 released */
+
+static int
+holding_fsync(int fd)
+{
+	struct stat st;
+
+	pthread_mutex_lock(&hold_lock);
+	if (hold_state == 1 && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+		hold_state = 2;
+		pthread_cond_broadcast(&hold_cond);
+		while (hold_state != 3)
+			pthread_cond_wait(&hold_cond, &hold_lock);
+	}
+	pthread_mutex_unlock(&hold_lock);
+	return fsync(fd);
+}
+
+struct orphan_arg {
+	struct fixture *f;
+	struct store *store;
+	struct store_account *acct;
+	uint32_t uid;
+	int rc;
+	double waited;   /* seconds the open took */
+};
+
+static void *
+orphan_append_thread(void *p)
+{
+	struct orphan_arg *a = p;
+
+	a->uid = append(a->f->store, a->f->acct, "INBOX", msg2, 0, NULL);
+	return NULL;
+}
+
+static void *
+orphan_open_thread(void *p)
+{
+	struct orphan_arg *a = p;
+	struct timespec t0, t1;
+	const char *error;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	a->rc = store_open(a->f->dir, &a->store, &error);
+	if (a->rc == 0)
+		a->rc = store_account_open(a->store, 1, NULL, &a->acct, &error);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	a->waited = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	return NULL;
+}
+
+static void
+test_orphans_wait_for_commit(void **state)
+{
+	struct fixture *f = *state;
+	struct orphan_arg a;
+	struct store_blob *blob;
+	const char *error;
+	pthread_t appender, opener;
+	int64_t inbox = mailbox_id(f->acct, "INBOX");
+
+	memset(&a, 0, sizeof(a));
+	a.f = f;
+	append(f->store, f->acct, "INBOX", msg1, 0, NULL);
+	store_set_fsync(f->store, holding_fsync);
+	hold_state = 1;
+	assert_int_equal(pthread_create(&appender, NULL, orphan_append_thread, &a), 0);
+	pthread_mutex_lock(&hold_lock);
+	while (hold_state != 2)
+		pthread_cond_wait(&hold_cond, &hold_lock);
+	pthread_mutex_unlock(&hold_lock);
+	/* The link is made, the COMMIT is not. */
+	assert_int_equal(pthread_create(&opener, NULL, orphan_open_thread, &a), 0);
+	usleep(300 * 1000);
+	pthread_mutex_lock(&hold_lock);
+	hold_state = 3;
+	pthread_cond_broadcast(&hold_cond);
+	pthread_mutex_unlock(&hold_lock);
+	assert_int_equal(pthread_join(appender, NULL), 0);
+	assert_int_equal(pthread_join(opener, NULL), 0);
+	store_set_fsync(f->store, NULL);
+	assert_int_equal(a.rc, 0);
+	assert_true(a.waited > 0.2);
+	assert_int_equal(a.uid, 2);
+	assert_int_equal(mailbox(a.acct, "INBOX").messages, 2);
+	assert_int_equal(store_blob_open(a.acct, inbox, 2, &blob, &error), 0);
+	assert_int_equal(store_blob_size(blob), strlen(msg2));
+	store_blob_close(&blob);
+	store_account_close(&a.acct);
+	store_close(&a.store);
+}
+
+static void
+test_tmp_sweep(void **state)
+{
+	struct fixture *f = *state;
+	struct timespec old[2];
+	struct store *other;
+	const char *error;
+	char *stale = xasprintf("%s/tmp/0123456789abcdef.tmp", f->dir);
+	char *notmine = xasprintf("%s/tmp/notes.txt", f->dir);
+	time_t now = time(NULL);
+
+	write_file(stale, "half a message");
+	write_file(notmine, "x");
+	/* An hour-old mtime is a committing writer's internal date: kept while
+	 * the ctime is young. */
+	old[0].tv_sec = old[1].tv_sec = now - 7200;
+	old[0].tv_nsec = old[1].tv_nsec = 0;
+	assert_int_equal(utimensat(AT_FDCWD, stale, old, 0), 0);
+	assert_int_equal(store_open(f->dir, &other, &error), 0);
+	store_close(&other);
+	assert_true(file_exists(stale));
+	store_sweep_tmp(f->store, now + 3000);
+	assert_true(file_exists(stale));
+	/* Untouched for over an hour: gone; other files stay. */
+	store_sweep_tmp(f->store, now + 3700);
+	assert_false(file_exists(stale));
+	assert_true(file_exists(notmine));
+	free(stale);
+	free(notmine);
+}
+
 int
 main(void)
 {
@@ -1281,6 +1680,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_notifications, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fsync_failure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rebuild, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_keep_uids, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_orphans, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_orphans_wait_for_commit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tmp_sweep, setup, teardown),
 	};
 
 	/* The failures provoked here log errors: quiet unless asked. */
