@@ -4,7 +4,7 @@
  *   DIR/{cur,new}/            INBOX
  *   DIR/.Sub.Folder/{cur,new} "Sub/Folder" ('.' between levels, each level
  *                             in modified UTF-7)
- *   FOLDER/dovecot-uidlist   UIDVALIDITY and the UID of each file
+ *   FOLDER/dovecot-uidlist   UIDVALIDITY, UIDNEXT and the UID of each file
  *   FOLDER/dovecot-keywords  "N keyword" lines: the letter 'a'+N
  *
  * A file's name carries its flags after ":2,": D draft, F flagged,
@@ -13,6 +13,13 @@
  * progress and is left alone. Messages go in dovecot-uidlist's UID order,
  * those it does not list after them by name (which starts with the
  * delivery time), so the store's UIDs keep their order.
+ *
+ * UIDs are kept where dovecot-uidlist has them, so that clients keep their
+ * caches: a mailbox that has never held a message takes the folder's
+ * UIDVALIDITY and UIDNEXT, and each listed message its UID. A mailbox that
+ * has messages (a merge) keeps its UIDVALIDITY and gives new UIDs, as it
+ * does from the first UID that is already behind its UIDNEXT (mail
+ * delivered meanwhile); both are said on stderr.
  *
  * The journal key of a message is its folder and its name without the
  * ":2,..." part, which stays the same when flags change.
@@ -52,6 +59,8 @@ struct maildir_folder {
 	struct maildir_entry *entries;
 	size_t nentries, cap;
 	char *keywords[MAILDIR_LETTERS];
+	uint32_t uidvalidity;       /* dovecot-uidlist's; 0: none */
+	uint32_t uidnext;
 };
 
 /* The entries' names are in an arena that may move: sorting needs it. */
@@ -192,8 +201,37 @@ maildir_scan(struct maildir_folder *f, const char *sub, int in_new)
 	return 0;
 }
 
-/* Gives entries their UIDs from dovecot-uidlist (v1 "UID NAME", v3
- * "UID [EXT...] :NAME"). */
+/* Reads the header of dovecot-uidlist: v1 and v2 "1 UIDVALIDITY UIDNEXT",
+ * v3 "3 [KEYVALUE...]" with V the UIDVALIDITY and N the UIDNEXT. The
+ * version, or 0 when it is not one of these. */
+static int
+maildir_uidlist_header(struct maildir_folder *f, const char *line)
+{
+	unsigned long v = 0, n = 0;
+	const char *p;
+	int version = atoi(line);
+
+	if (version == 1 || version == 2) {
+		if (sscanf(line, "%*d %lu %lu", &v, &n) != 2)
+			v = n = 0;
+	} else if (version == 3) {
+		for (p = strchr(line, ' '); p != NULL; p = strchr(p + 1, ' ')) {
+			if (p[1] == 'V')
+				v = strtoul(p + 2, NULL, 10);
+			else if (p[1] == 'N')
+				n = strtoul(p + 2, NULL, 10);
+		}
+	} else
+		return 0;
+	if (v > 0 && v <= UINT32_MAX && n <= UINT32_MAX) {
+		f->uidvalidity = (uint32_t)v;
+		f->uidnext = (uint32_t)n;
+	}
+	return version;
+}
+
+/* Gives entries their UIDs from dovecot-uidlist (v1 "UID NAME", v2
+ * "UID FLAGS NAME", v3 "UID [EXT...] :NAME"). */
 static void
 maildir_read_uidlist(struct maildir_folder *f)
 {
@@ -213,8 +251,7 @@ maildir_read_uidlist(struct maildir_folder *f)
 		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
 			line[--n] = '\0';
 		if (version == 0) {
-			version = atoi(line);
-			if (version != 1 && version != 2 && version != 3)
+			if ((version = maildir_uidlist_header(f, line)) == 0)
 				break;
 			continue;
 		}
@@ -223,7 +260,9 @@ maildir_read_uidlist(struct maildir_folder *f)
 			continue;
 		if (version == 1)
 			name = end + 1;
-		else if ((name = strstr(end, " :")) != NULL)
+		else if (version == 2 && (name = strchr(end + 1, ' ')) != NULL)
+			name++;
+		else if (version == 3 && (name = strstr(end, " :")) != NULL)
 			name += 2;
 		else
 			continue;
@@ -242,8 +281,11 @@ maildir_read_uidlist(struct maildir_folder *f)
 	fclose(fp);
 }
 
+/* Imports one message, with that UID (0: a new one). 1 when the UID is
+ * taken (nothing stored), -1 when the import must stop. */
 static int
-maildir_import_message(struct maildir_folder *f, struct maildir_entry *e, char *chunk)
+maildir_import_message(struct maildir_folder *f, struct maildir_entry *e, uint32_t uid,
+    char *chunk)
 {
 	struct mail_import *imp = f->imp;
 	const char *kw[MAILDIR_LETTERS + 2];
@@ -297,8 +339,8 @@ maildir_import_message(struct maildir_folder *f, struct maildir_entry *e, char *
 		}
 		mail_import_write(imp, chunk, (size_t)n);
 	}
-	rc = mail_import_commit(imp, key, flags, nkw > 0 ? kw : NULL,
-	    (int64_t)st.st_mtim.tv_sec);
+	rc = mail_import_commit_uid(imp, key, flags, nkw > 0 ? kw : NULL,
+	    (int64_t)st.st_mtim.tv_sec, uid);
 out:
 	close(fd);
 	free(path);
@@ -312,9 +354,11 @@ maildir_import_folder(struct mail_import *imp, int rootfd, const char *dirname,
     const char *mailbox)
 {
 	struct maildir_folder f;
+	struct maildir_entry *e;
 	char *chunk = NULL;
+	uint32_t first_uid;
 	size_t i;
-	int rc = 0;
+	int rc = 0, keep = 0, same_uidvalidity = 0;
 
 	memset(&f, 0, sizeof(f));
 	f.imp = imp;
@@ -335,9 +379,31 @@ maildir_import_folder(struct mail_import *imp, int rootfd, const char *dirname,
 		imp->failed += f.nentries;
 		goto out;
 	}
+	if (f.uidvalidity != 0) {
+		/* Entries are in UID order, the unlisted (0) last. */
+		first_uid = f.nentries > 0 && f.entries[0].uid != 0 ? f.entries[0].uid :
+		    f.uidnext;
+		if (f.uidnext != 0 && f.uidnext < first_uid)
+			first_uid = f.uidnext;
+		keep = same_uidvalidity = mail_import_keep_uids(imp, f.uidvalidity, first_uid);
+	}
 	chunk = xmalloc(MAILDIR_READ_CHUNK);
-	for (i = 0; i < f.nentries && rc == 0; i++)
-		rc = maildir_import_message(&f, &f.entries[i], chunk);
+	for (i = 0; i < f.nentries && rc == 0; i++) {
+		e = &f.entries[i];
+		rc = maildir_import_message(&f, e, keep ? e->uid : 0, chunk);
+		if (rc != 1)
+			continue;
+		/* Not renumbered one by one: the UIDs keep their order. */
+		fprintf(stderr, "petrel: import maildir: mailbox %s: UID %u is taken (mail "
+		    "came in meanwhile?): this and the next messages get new UIDs\n",
+		    mailbox, e->uid);
+		keep = 0;
+		rc = maildir_import_message(&f, e, 0, chunk);
+	}
+	/* UIDs up to the source's UIDNEXT may be known to clients (messages
+	 * expunged at the end): never given under its UIDVALIDITY. */
+	if (rc == 0 && same_uidvalidity && f.uidnext > 1)
+		mail_import_uidnext(imp, f.uidnext);
 out:
 	free(chunk);
 	for (i = 0; i < MAILDIR_LETTERS; i++)

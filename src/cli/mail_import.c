@@ -378,6 +378,51 @@ mail_import_select(struct mail_import *imp, const char *name)
 }
 
 int
+mail_import_keep_uids(struct mail_import *imp, uint32_t uidvalidity, uint32_t first_uid)
+{
+	struct store_mailbox mbox;
+	const char *error;
+	int ret;
+
+	if (store_mailbox_set_uidvalidity(imp->mail.acct, imp->mbox_id, uidvalidity,
+	    first_uid, &error) == 0) {
+		if (first_uid > imp->min_uid)
+			imp->min_uid = first_uid;
+		return 1;
+	}
+	if (store_error_code() != STORE_ERR_CONFLICT) {
+		mail_import_warn(imp, 0, "%s: cannot keep the UIDs: %s; messages get new UIDs",
+		    imp->mbox_name, error);
+		return 0;
+	}
+	memset(&mbox, 0, sizeof(mbox));
+	if ((ret = store_mailbox_get_by_id(imp->mail.acct, imp->mbox_id, &mbox,
+	    &error)) <= 0) {
+		mail_import_warn(imp, 0, "%s: %s", imp->mbox_name, ret < 0 ? error :
+		    "mailbox vanished");
+		return 0;
+	}
+	ret = mbox.uidvalidity == uidvalidity;
+	if (!ret)
+		fprintf(stderr, "petrel: import %s: mailbox %s already holds messages "
+		    "(UIDVALIDITY %u): the imported ones get new UIDs, not those of the "
+		    "source (UIDVALIDITY %u)\n", imp->format, imp->mbox_name, mbox.uidvalidity,
+		    uidvalidity);
+	store_mailbox_clear(&mbox);
+	return ret;
+}
+
+void
+mail_import_uidnext(struct mail_import *imp, uint32_t uidnext)
+{
+	const char *error;
+
+	if (store_mailbox_raise_uidnext(imp->mail.acct, imp->mbox_id, uidnext, &error) < 0)
+		mail_import_warn(imp, 0, "%s: cannot set UIDNEXT %u: %s", imp->mbox_name,
+		    uidnext, error);
+}
+
+int
 mail_import_is_done(struct mail_import *imp, const char *key)
 {
 	return keyset_has(&imp->done, import_key(key));
@@ -442,6 +487,13 @@ int
 mail_import_commit(struct mail_import *imp, const char *key, unsigned flags,
     const char *const *keywords, int64_t internaldate)
 {
+	return mail_import_commit_uid(imp, key, flags, keywords, internaldate, 0);
+}
+
+int
+mail_import_commit_uid(struct mail_import *imp, const char *key, unsigned flags,
+    const char *const *keywords, int64_t internaldate, uint32_t uid)
+{
 	struct store_target t;
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen;
@@ -465,6 +517,7 @@ mail_import_commit(struct mail_import *imp, const char *key, unsigned flags,
 	t.flags = flags;
 	t.keywords = keywords;
 	t.internaldate = internaldate;
+	t.uid = uid;
 	journal_line(imp, "P %016" PRIx64 " %" PRId64 " %u %" PRIu64 " %s\n", k,
 	    imp->mbox_id, imp->min_uid, size, hex);
 	n = store_writer_commit(imp->w, &t, 1, &error);
@@ -475,6 +528,8 @@ mail_import_commit(struct mail_import *imp, const char *key, unsigned flags,
 	}
 	if (n == 0) {
 		journal_line(imp, "X %016" PRIx64 "\n", k);
+		if (t.error == STORE_ERR_CONFLICT && uid != 0)
+			return 1;
 		if (t.error == STORE_ERR_QUOTA || t.error == STORE_ERR_TEMP) {
 			cli_error("%s: %s", key, t.error == STORE_ERR_QUOTA ?
 			    "the account's quota is reached" : "temporary store failure");

@@ -72,6 +72,17 @@ int mail_import_open(struct mail_import *imp, struct cli *cli, const char *addre
     const char *format, const char *source, const char *source_id, int fresh);
 /* Selects, creating it when missing, the mailbox the next messages go to. */
 int mail_import_select(struct mail_import *imp, const char *name);
+/* Gives the selected mailbox the source's UIDVALIDITY, so that the
+ * source's UIDs can be kept: possible when the mailbox has never held a
+ * message, or has that UIDVALIDITY already (an earlier run of the import
+ * set it). first_uid: the lowest UID the import will ask for (UIDNEXT is
+ * raised to it). Returns 1 when UIDs can be kept, 0 when the mailbox's
+ * messages get new UIDs (said on stderr: a merge into a mailbox that has
+ * messages). Once the messages are in, mail_import_uidnext gives it the
+ * source's UIDNEXT. */
+int mail_import_keep_uids(struct mail_import *imp, uint32_t uidvalidity, uint32_t first_uid);
+/* Raises the selected mailbox's UIDNEXT to uidnext (a warning on error). */
+void mail_import_uidnext(struct mail_import *imp, uint32_t uidnext);
 /* 1 when an earlier run stored the message with this key. */
 int mail_import_is_done(struct mail_import *imp, const char *key);
 /* Starts a message; then mail_import_write its bytes and mail_import_commit
@@ -83,6 +94,12 @@ void mail_import_write(struct mail_import *imp, const void *data, size_t len);
  * quota: printed). keywords: NULL-terminated or NULL. */
 int mail_import_commit(struct mail_import *imp, const char *key, unsigned flags,
     const char *const *keywords, int64_t internaldate);
+/* The same, with the UID the message should have (0: the next one; see
+ * mail_import_keep_uids). Returns 1, having stored nothing and counted
+ * nothing, when the mailbox's UIDNEXT is already above uid: the caller
+ * imports the message again without it. */
+int mail_import_commit_uid(struct mail_import *imp, const char *key, unsigned flags,
+    const char *const *keywords, int64_t internaldate, uint32_t uid);
 void mail_import_abort(struct mail_import *imp);
 /* Counts a message skipped because an earlier run stored it. */
 void mail_import_skipped(struct mail_import *imp);

@@ -174,6 +174,10 @@ FOLDERS = {
     "Archive/2023": [(10, "DS", [], msg(40), False), (11, "S", ["later"], msg(41), False)],
     "Été & co/Café": [(1, "", [], "Subject: caf\u00e9\n\nna\u00efve\n".encode(), True)],
 }
+# dovecot-uidlist's header: each folder its own UIDVALIDITY; UIDNEXT is the
+# highest UID + 1 unless given here (messages expunged at the end).
+FOLDER_UIDVALIDITY = {name: UIDVALIDITY + i for i, name in enumerate(FOLDERS)}
+FOLDER_UIDNEXT = {"INBOX": 15}
 SYSTEM_LETTERS = {"D": "\\Draft", "F": "\\Flagged", "R": "\\Answered", "S": "\\Seen",
                   "T": "\\Deleted", "P": "$Forwarded"}
 
@@ -182,6 +186,10 @@ def folder_dir(root, name):
     if name == "INBOX":
         return root
     return root / ("." + ".".join(utf7_encode(part) for part in name.split("/")))
+
+
+def folder_uidnext(name):
+    return FOLDER_UIDNEXT.get(name, max(m[0] for m in FOLDERS[name]) + 1)
 
 
 def build_maildir(root):
@@ -197,7 +205,7 @@ def build_maildir(root):
         kwfile = "".join("%d %s\n" % (i, k) for i, k in enumerate(KEYWORDS))
         (d / "dovecot-keywords").write_text(kwfile)
         uidlist = ["3 V%d N%d G0123456789abcdef0123456789abcdef\n"
-                   % (UIDVALIDITY, max(m[0] for m in msgs) + 1)]
+                   % (FOLDER_UIDVALIDITY[name], folder_uidnext(name))]
         layout[name] = {}
         for uid, letters, kws, raw, in_new in msgs:
             base = "%d.M%dP%d.mailhost,S=%d,W=%d" % (t0 + uid, uid * 1000, 4242, len(raw),
@@ -220,6 +228,21 @@ def build_maildir(root):
 def expected_flags(letters, kws):
     flags = {SYSTEM_LETTERS[c] for c in letters}
     return flags | set(kws)
+
+
+def read_uidlist(d):
+    """(UIDVALIDITY, UIDNEXT, {uid: message bytes}) of a Maildir folder."""
+    lines = (d / "dovecot-uidlist").read_text().splitlines()
+    fields = {f[0]: f[1:] for f in lines[0].split()[1:]}
+    files = {}
+    for sub in ("cur", "new"):
+        for f in (d / sub).iterdir():
+            files[f.name.split(":2,", 1)[0]] = f.read_bytes()
+    by_uid = {}
+    for line in lines[1:]:
+        uid, base = line.split(" :", 1)
+        by_uid[int(uid.split()[0])] = files[base]
+    return int(fields["V"]), int(fields["N"]), by_uid
 
 
 def read_exported_maildir(root):
@@ -281,11 +304,16 @@ def test_maildir_import_export_round_trip(data):
     boxes = mailboxes(data)
     for name, msgs in FOLDERS.items():
         assert name in boxes, boxes.keys()
+        # New or empty mailboxes take the folder's UIDVALIDITY and UIDNEXT.
+        assert boxes[name]["uidvalidity"] == FOLDER_UIDVALIDITY[name], name
+        assert boxes[name]["uidnext"] == folder_uidnext(name), name
         listed = messages(data, name)
-        # Stored in dovecot-uidlist order, with their flags, keywords, dates.
+        # Stored in dovecot-uidlist order, under their UIDs, with their
+        # flags, keywords, dates.
         want = sorted(layout[name].values())
         assert len(listed) == len(want)
         for m, (uid, letters, kws, raw, mtime) in zip(listed, want):
+            assert m["uid"] == uid, name
             assert m["size"] == len(raw)
             assert set(m["flags"]) == expected_flags(letters, kws), (name, uid, m)
             assert m["internaldate"] == time.strftime("%Y-%m-%dT%H:%M:%SZ",
@@ -313,25 +341,58 @@ def test_maildir_import_export_round_trip(data):
             assert g[2] == raw, name            # byte for byte
             assert g[1] == expected_flags(letters, kws)
             assert g[3] == mtime
+    # UIDVALIDITY, UIDNEXT and every UID survive import and export.
+    for name in FOLDERS:
+        assert read_uidlist(folder_dir(out, name)) == read_uidlist(folder_dir(src, name))
     # Folder names are written as Dovecot writes them.
     names = {d.name for d in out.iterdir() if d.name.startswith(".")}
     assert ".&AMk-t&AOk- &- co.Caf&AOk-" in names, names
     assert ".Archive.2023" in names
     assert ".Releases.v1&AC4-2" in names
 
-    # And the export imports back into another account: same messages.
+    # And the export imports back into another account: same messages, same
+    # UIDs, same UIDVALIDITY.
     data.add_account("copy@example.test", "pw")
-    data.cli("import", "maildir", "copy@example.test", out)
+    r = data.cli("import", "maildir", "copy@example.test", out)
+    assert "new UIDs" not in r.stderr, r.stderr
+    copy_boxes = {m["name"]: m for m in jcli(data, "mailbox", "list",
+                                              "copy@example.test")["mailboxes"]}
     for name in FOLDERS:
-        mine = [(m["size"], sorted(m["flags"]), m["internaldate"])
+        mine = [(m["uid"], m["size"], sorted(m["flags"]), m["internaldate"])
                 for m in messages(data, name)]
-        copy = [(m["size"], sorted(m["flags"]), m["internaldate"])
+        copy = [(m["uid"], m["size"], sorted(m["flags"]), m["internaldate"])
                 for m in jcli(data, "message", "list", "copy@example.test",
                               "--mailbox", name)["messages"]]
         assert copy == mine, name
-    copy_boxes = {m["name"] for m in jcli(data, "mailbox", "list",
-                                           "copy@example.test")["mailboxes"]}
+        for k in ("uidvalidity", "uidnext"):
+            assert copy_boxes[name][k] == boxes[name][k], (name, k)
     assert "Releases/v1.2" in copy_boxes and "Été & co/Café" in copy_boxes
+
+
+def test_maildir_import_merge_gives_new_uids(data):
+    """A mailbox that already has messages keeps its UIDVALIDITY: the
+    imported messages get new UIDs, and the import says so. So does an
+    import whose UIDs are taken (run again with --no-resume)."""
+    src = workdir(data, "Maildir")
+    build_maildir(src)
+    mbox = workdir(data, "mbox") / "one"
+    mbox.write_bytes(b"From x Mon Jan  1 10:00:00 2024\n" + msg(100) + b"\n")
+    data.cli("import", "mbox", DEMO_USER, mbox)
+    before = mailboxes(data)["INBOX"]
+    r = data.cli("import", "maildir", DEMO_USER, src)
+    assert re.search(r"mailbox INBOX already holds messages .*new UIDs", r.stderr), r.stderr
+    boxes = mailboxes(data)
+    assert boxes["INBOX"]["uidvalidity"] == before["uidvalidity"]
+    uids = [m["uid"] for m in messages(data)]
+    assert uids == list(range(1, len(FOLDERS["INBOX"]) + 2)), uids
+    # The other folders were empty: theirs are kept.
+    assert boxes["Sent"]["uidvalidity"] == FOLDER_UIDVALIDITY["Sent"]
+    assert [m["uid"] for m in messages(data, "Sent")] == [3]
+
+    r = data.cli("import", "maildir", DEMO_USER, src, "--no-resume")
+    assert "mailbox Sent: UID 3 is taken" in r.stderr, r.stderr
+    assert [m["uid"] for m in messages(data, "Sent")] == [3, 4]
+    assert mailboxes(data)["Sent"]["uidvalidity"] == FOLDER_UIDVALIDITY["Sent"]
 
 
 def test_maildir_refuses_non_maildir(data):
