@@ -328,7 +328,7 @@ imap_idle_open(struct client *cl, int count)
 		fail(cl, OP_CONNECT, "out of memory");
 		return;
 	}
-	for (int j = 0; j < count && !cl->failed && !g_stop; j++) {
+	for (int j = 0; j < count && !cl->failed && !past_deadline(); j++) {
 		struct held *h = &cl->held[j];
 		if (greet(cl, &h->s) < 0)
 			return;

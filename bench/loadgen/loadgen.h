@@ -58,7 +58,8 @@ struct opts {
 	int retr_max;         /* POP3: messages retrieved per session at most */
 	int idle;             /* idle scenario: send IDLE (else stay selected) */
 	int select;           /* idle scenario: SELECT INBOX after LOGIN */
-	int liveness_only;    /* idle scenario: end without DONE/LOGOUT */
+	int liveness_only;
+	double open_time;     /* idle scenario: seconds to open connections */    /* idle scenario: end without DONE/LOGOUT */
 	int timeout;          /* per read/write, seconds */
 	int verbose;
 };

@@ -11,7 +11,8 @@
  * any connection failed: such a run is not a result.
  *
  * The idle scenario opens --connections connections (over --clients opener
- * threads), prints "ready N" on stdout, holds them until stdin reaches EOF
+ * threads; it stops opening after --open-time seconds), prints "ready N"
+ * (how many it holds) on stdout, holds them until stdin reaches EOF
  * (or --duration passes), then checks each one still answers (DONE, LOGOUT),
  * or with --liveness-only that the server has not closed it.
  */
@@ -209,7 +210,7 @@ usage(void)
 	    "  --port N [--host ADDR] [--tls] --clients N --duration S [--max-sessions N]\n"
 	    "  --user FMT --password P [--users N] [--user-first N] [--fetch-bodies N]\n"
 	    "  [--append-size BYTES] [--retr-max N] [--connections N] [--no-idle]\n"
-	    "  [--no-select] [--liveness-only]\n"
+	    "  [--no-select] [--liveness-only] [--open-time S]\n"
 	    "  [--timeout S] [--verbose]\n");
 	exit(2);
 }
@@ -222,6 +223,7 @@ main(int argc, char **argv)
 		.clients = 1, .duration = 10, .userfmt = "u%05d@bench.test",
 		.password = "", .user_first = 1, .users = 0, .fetch_bodies = 5,
 		.append_size = 4096, .retr_max = 1000, .idle = 1, .select = 1, .timeout = 30,
+		.open_time = 86400,
 	};
 	int connections = 0;
 	static const struct option lo[] = {
@@ -232,7 +234,9 @@ main(int argc, char **argv)
 		{ "user-first", 1, 0, 'F' }, { "fetch-bodies", 1, 0, 'b' },
 		{ "append-size", 1, 0, 'a' }, { "retr-max", 1, 0, 'r' },
 		{ "connections", 1, 0, 'n' }, { "no-idle", 0, 0, 'I' },
-		{ "liveness-only", 0, 0, 'L' }, { "no-select", 0, 0, 'N' }, { "timeout", 1, 0, 't' }, { "verbose", 0, 0, 'v' }, { 0, 0, 0, 0 },
+		{ "liveness-only", 0, 0, 'L' }, { "open-time", 1, 0, 'O' },
+		{ "no-select", 0, 0, 'N' }, { "timeout", 1, 0, 't' },
+		{ "verbose", 0, 0, 'v' }, { 0, 0, 0, 0 },
 	};
 	int ch;
 	while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -255,6 +259,7 @@ main(int argc, char **argv)
 		case 'n': connections = atoi(optarg); break;
 		case 'I': o.idle = 0; break;
 		case 'L': o.liveness_only = 1; break;
+		case 'O': o.open_time = atof(optarg); break;
 		case 'N': o.select = 0; break;
 		case 't': o.timeout = atoi(optarg); break;
 		case 'v': o.verbose = 1; break;
@@ -310,8 +315,8 @@ main(int argc, char **argv)
 		run_threads(cls, args, o.clients, 0);
 		elapsed = now_s() - start;
 	} else {
-		/* Opening is bounded by the per-operation timeouts only. */
-		g_deadline.tv_sec += 365 * 86400;
+		/* Opening stops at --open-time: "ready" then says how many. */
+		g_deadline.tv_sec += (time_t)o.open_time;
 		run_threads(cls, args, o.clients, 0);
 		elapsed = now_s() - start;
 		int held = 0, failed = 0;
