@@ -100,7 +100,7 @@ def test_capabilities_after_login(srv, account):
         for cap in ("IMAP4REV1", "IDLE", "NAMESPACE", "UIDPLUS", "MOVE", "UNSELECT",
                     "CHILDREN", "SPECIAL-USE", "ENABLE", "CONDSTORE", "LIST-EXTENDED",
                     "LIST-STATUS", "STATUS=SIZE", "QUOTA", "ESEARCH", "UTF8=ACCEPT",
-                    "LITERAL-", "SEARCHRES", "CREATE-SPECIAL-USE", "APPENDLIMIT=1073741824"):
+                    "LITERAL+", "SEARCHRES", "CREATE-SPECIAL-USE", "APPENDLIMIT=1073741824"):
             assert cap in caps, (cap, caps)
 
 
@@ -503,7 +503,7 @@ def test_bad_sequence_sets_and_literals(srv, account):
         assert c.imap_wait("h5")[0].startswith("NO")     # no MULTIAPPEND
         status, untagged = c.imap("NOOP")
         assert status.startswith("OK")
-        c.sendline("h6 APPEND INBOX {5000+}")
+        c.sendline("h6 APPEND INBOX {4294967296+}")
         rest = c.read_eof(5)
         assert "BAD" in rest and "BYE" in rest, rest
 

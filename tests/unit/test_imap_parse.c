@@ -18,9 +18,11 @@
 #include "core/xmalloc.h"
 #include "proto/imap/imap_parse.h"
 
-static const struct imap_parse_limits default_limits = { 8192, 64, 8, 0 };
-static const struct imap_parse_limits small_limits = { 64, 4, 2, 0 };
-static const struct imap_parse_limits stream_limits = { 64, 16, 2, 1 };
+static const struct imap_parse_limits default_limits = { 8192, 64, 8, 0, 0 };
+static const struct imap_parse_limits small_limits = { 64, 4, 2, 0, 0 };
+static const struct imap_parse_limits stream_limits = { 64, 16, 2, 1, 0 };
+static const struct imap_parse_limits plus_limits = { 8192, 64, 8, 0, 1 };
+static const struct imap_parse_limits plus_stream_limits = { 64, 16, 2, 1, 1 };
 
 struct parse_case {
 	const char *input;
@@ -434,6 +436,15 @@ test_limits(void **state)
 		{ "d2 X a\x01 {5000+}\r\n", 0, "ERR(d2):[TOOBIG] Literal too big!; ", NULL },
 		{ "d3 LOGIN {9000}\r\nd4 NOOP\r\n", 0,
 		    "ERR(d3):[TOOBIG] Literal too big; d4 NOOP; ", NULL },
+		/* LITERAL+: up to the command limit; a streamed message any size;
+		 * a bad line's literal is skipped whatever its size. */
+		{ "e1 LOGIN {5+}\r\nabcde x\r\n", 0, "e1 LOGIN l:abcde a:x; ", &plus_limits },
+		{ "e2 LOGIN {9000+}\r\n", 0, "ERR(e2):[TOOBIG] Literal too big!; ",
+		    &plus_limits },
+		{ "e3 APPEND INBOX {5000000+}\r\n", 0, "S5000000+(APPEND 2) MORE",
+		    &plus_stream_limits },
+		{ "e4 X a\x01 {6+}\r\nabcdef\r\ne5 NOOP\r\n", 0,
+		    "ERR(e4):Invalid characters in atom; e5 NOOP; ", &plus_limits },
 	};
 
 	CHECK_ALL(cases);

@@ -23,7 +23,7 @@
 #include "proto/imap/imap_seqset.h"
 #include "proto/imap/imap_utf7.h"
 
-static const struct imap_parse_limits limits = { 65536, 4096, 8, 0 };
+static const struct imap_parse_limits limits = { 65536, 4096, 8, 0, 0 };
 
 /* Parses "tag NAME args" fed byte by byte; the parser owns the result. */
 static const struct imap_command *

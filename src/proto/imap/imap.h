@@ -4,7 +4,7 @@
  * This is the part of the protocol that stands on the foundation: greeting,
  * CAPABILITY, NOOP, LOGOUT, ID (RFC 2971), STARTTLS, LOGIN and AUTHENTICATE
  * (PLAIN, LOGIN, SCRAM-SHA-256, with SASL-IR of RFC 4959; only under TLS),
- * and the LITERAL- extension (RFC 7888). Mailbox access comes with the mail
+ * and LITERAL- (RFC 7888) before login, LITERAL+ after it. Mailbox access comes with the mail
  * store; until then, after login, mailbox commands are answered
  * NO [UNAVAILABLE] and no capability that depends on the store is announced.
  *
@@ -22,5 +22,15 @@
 #define IMAP_ERRORS_MAX 20               /* BAD replies before we hang up */
 #define IMAP_ID_PAIRS_MAX 30             /* RFC 2971 */
 #define IMAP_ID_STRING_MAX 1024          /* RFC 2971 */
+
+/* Timeouts. After login a session may be idle for timeout_imap (30 min by
+ * default: RFC 9051 5.4's minimum), IDLE included: RFC 2177 clients
+ * re-issue IDLE every 29 minutes. Before login it gets half of that, at
+ * most IMAP_PRELOGIN_TIMEOUT_MS. An IDLE session is sent "* OK Still
+ * here" every IMAP_IDLE_KEEPALIVE_MS (a third of timeout_imap if that is
+ * shorter) so that NATs keep the connection; that output does not restart
+ * the timeout, only the client's input does. */
+#define IMAP_PRELOGIN_TIMEOUT_MS (60 * 1000)
+#define IMAP_IDLE_KEEPALIVE_MS (2 * 60 * 1000)
 
 #endif

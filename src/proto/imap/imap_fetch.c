@@ -23,6 +23,7 @@
 #include "proto/imap/imap_fetch.h"
 #include "proto/imap/imap_fetch_body.h"
 #include "proto/imap/imap_private.h"
+#include "proto/imap/imap_seqset.h"
 
 #define IMAP_FETCH_BATCH 100                    /* messages per job */
 #define IMAP_FETCH_BATCH_BYTES (256 * 1024)     /* output per job */
@@ -66,6 +67,10 @@ struct imap_fetch {
 	struct buf out;
 	uint32_t *seen_uids;
 	size_t nseen;
+	/* UID FETCH (CHANGEDSINCE m VANISHED): the UID set asked for, and
+	 * the highest UID '*' stands for; cleared once answered. */
+	char *vanished_set;
+	uint32_t vanished_max;
 	struct imap_result res;
 };
 
@@ -87,6 +92,7 @@ imap_fetch_free(struct imap_fetch **fp)
 	buf_free(&f->out);
 	imap_result_clear(&f->res);
 	free(f->seen_uids);
+	free(f->vanished_set);
 	free(f->idx);
 	free(f);
 }
@@ -205,7 +211,20 @@ imap_fetch_begin(struct imap_fetch *f)
 	}
 	if (items & IMAP_FETCH_THREADID) {
 		imap_fetch_sep(f, &first);
-		buf_printf(&f->out, "THREADID (T%lld)", (long long)meta->thread_id);
+		if (meta->thread_id > 0)
+			buf_printf(&f->out, "THREADID (T%lld)", (long long)meta->thread_id);
+		else
+			buf_puts(&f->out, "THREADID NIL");
+	}
+	if (items & IMAP_FETCH_PREVIEW) {
+		/* RFC 8970: the text the store made when the message came. */
+		imap_fetch_sep(f, &first);
+		buf_puts(&f->out, "PREVIEW ");
+		if (f->summary != NULL && f->summary->preview != NULL)
+			imap_write_string(&f->out, f->summary->preview,
+			    strlen(f->summary->preview));
+		else
+			buf_puts(&f->out, "NIL");
 	}
 	if (items & IMAP_FETCH_ENVELOPE) {
 		imap_fetch_sep(f, &first);
@@ -533,11 +552,35 @@ imap_fetch_end_message(struct imap_fetch *f)
 	f->pos++;
 }
 
+/* RFC 7162 3.2.6: the UIDs of the set expunged since CHANGEDSINCE, as
+ * VANISHED (EARLIER), before the FETCH responses. */
+static void
+imap_fetch_vanished(struct imap_fetch *f)
+{
+	struct store_changes ch;
+	struct imap_seqset set;
+	const char *error;
+
+	if (imap_seqset_parse(f->vanished_set, &set, &error) == 0) {
+		imap_seqset_resolve(&set, f->vanished_max);
+		if (store_changes_since(f->acct, f->mailbox_id, f->spec.changedsince, &ch,
+		    &error) == 0) {
+			imap_view_vanished_earlier(f->view, ch.expunged, ch.nexpunged, &set, &f->out);
+			store_changes_clear(&ch);
+		}
+		imap_seqset_free(&set);
+	}
+	xfree(&f->vanished_set);
+}
+
 static void
 imap_fetch_work(void *arg)
 {
 	struct imap_fetch *f = arg;
 	size_t count = 0;
+
+	if (f->vanished_set != NULL)
+		imap_fetch_vanished(f);
 
 	if (f->streaming && f->decode != IMAP_CTE_NONE) {
 		imap_fetch_binary_chunk(f);
@@ -613,7 +656,7 @@ imap_fetch_next(struct imap_session *s)
 {
 	struct imap_fetch *f = s->fetch;
 
-	if (!f->streaming && !f->in_msg && f->pos >= f->n) {
+	if (!f->streaming && !f->in_msg && f->pos >= f->n && f->vanished_set == NULL) {
 		imap_fetch_complete(s);
 		return;
 	}
@@ -649,6 +692,16 @@ imap_cmd_fetch(struct imap_session *s, const struct imap_cmd *cmd)
 		imap_finish_bad(s, error);
 		return;
 	}
+	if (f->spec.vanished) {
+		if (!cmd->uid || !(s->enabled & IMAP_ENABLED_QRESYNC) ||
+		    strcmp(cmd->args->str, "$") == 0) {
+			imap_fetch_free(&f);
+			imap_finish_bad(s, "VANISHED needs UID FETCH and ENABLE QRESYNC");
+			return;
+		}
+		f->vanished_set = xstrdup(cmd->args->str);
+		f->vanished_max = s->view->uidnext > 0 ? s->view->uidnext - 1 : 0;
+	}
 	if (cmd->uid)
 		f->spec.items |= IMAP_FETCH_UID;
 	if (f->spec.items & IMAP_FETCH_MODSEQ) {
@@ -669,7 +722,7 @@ imap_cmd_fetch(struct imap_session *s, const struct imap_cmd *cmd)
 	f->need_meta = (f->spec.items & (IMAP_FETCH_INTERNALDATE | IMAP_FETCH_RFC822_SIZE |
 	    IMAP_FETCH_EMAILID | IMAP_FETCH_THREADID)) != 0;
 	f->need_summary = (f->spec.items & (IMAP_FETCH_ENVELOPE | IMAP_FETCH_BODYSTRUCTURE |
-	    IMAP_FETCH_BODY)) != 0;
+	    IMAP_FETCH_BODY | IMAP_FETCH_PREVIEW)) != 0;
 	f->need_blob = f->spec.nsections > 0;
 	for (j = 0; j < f->spec.nsections; j++) {
 		if (f->spec.sections[j].kind != IMAP_SECTION_ALL || f->spec.sections[j].npart > 0)

@@ -57,10 +57,12 @@ struct imap_fetch_spec {
 	unsigned nsections;
 	uint64_t changedsince;          /* CHANGEDSINCE modifier; 0: none */
 	unsigned has_changedsince : 1;
+	unsigned vanished : 1;          /* VANISHED modifier (QRESYNC) */
 };
 
-/* Parses the FETCH item argument (an atom or a list) and the optional
- * modifier list (CHANGEDSINCE n). Returns 0, or -1 with *error_r. */
+/* Parses the FETCH item argument (an atom or a list; PREVIEW may be
+ * followed by "(LAZY)") and the optional modifier list (CHANGEDSINCE n,
+ * VANISHED). Returns 0, or -1 with *error_r. */
 int imap_fetch_parse(const struct imap_arg *items, const struct imap_arg *modifiers,
     struct imap_fetch_spec *spec, const char **error_r);
 /* Parses one item such as "BODY.PEEK[1.HEADER.FIELDS (A B)]<0.10>",

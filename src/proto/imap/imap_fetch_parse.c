@@ -252,6 +252,7 @@ static const struct {
 	{ "MODSEQ", IMAP_FETCH_MODSEQ },
 	{ "EMAILID", IMAP_FETCH_EMAILID },
 	{ "THREADID", IMAP_FETCH_THREADID },
+	{ "PREVIEW", IMAP_FETCH_PREVIEW },
 	{ "FAST", IMAP_FETCH_FLAGS | IMAP_FETCH_INTERNALDATE | IMAP_FETCH_RFC822_SIZE },
 	{ "ALL", IMAP_FETCH_FLAGS | IMAP_FETCH_INTERNALDATE | IMAP_FETCH_RFC822_SIZE |
 	    IMAP_FETCH_ENVELOPE },
@@ -342,6 +343,20 @@ imap_fetch_parse(const struct imap_arg *items, const struct imap_arg *modifiers,
 		for (a = items->list; a != NULL; a = a->next) {
 			if (imap_fetch_item(a, spec, 0, error_r) < 0)
 				goto fail;
+			/* PREVIEW (LAZY) (RFC 8970 3.2): the preview is always at
+			 * hand here, so LAZY changes nothing. */
+			if (strcasecmp(a->str, "PREVIEW") == 0 && a->next != NULL &&
+			    a->next->type == IMAP_ARG_LIST) {
+				const struct imap_arg *m;
+
+				a = a->next;
+				for (m = a->list; m != NULL; m = m->next) {
+					if (m->type != IMAP_ARG_ATOM || strcasecmp(m->str, "LAZY") != 0) {
+						*error_r = "Unknown PREVIEW modifier";
+						goto fail;
+					}
+				}
+			}
 		}
 	} else if (imap_fetch_item(items, spec, 1, error_r) < 0) {
 		goto fail;
@@ -352,6 +367,10 @@ imap_fetch_parse(const struct imap_arg *items, const struct imap_arg *modifiers,
 		for (a = modifiers->list; a != NULL; a = a->next) {
 			const char *p;
 
+			if (a->type == IMAP_ARG_ATOM && strcasecmp(a->str, "VANISHED") == 0) {
+				spec->vanished = 1;
+				continue;
+			}
 			if (a->type != IMAP_ARG_ATOM || strcasecmp(a->str, "CHANGEDSINCE") != 0 ||
 			    a->next == NULL || a->next->type != IMAP_ARG_ATOM)
 				goto bad_mod;
@@ -362,6 +381,9 @@ imap_fetch_parse(const struct imap_arg *items, const struct imap_arg *modifiers,
 			spec->has_changedsince = 1;
 			spec->items |= IMAP_FETCH_MODSEQ;
 		}
+		/* RFC 7162 3.2.6: VANISHED only with CHANGEDSINCE. */
+		if (spec->vanished && !spec->has_changedsince)
+			goto bad_mod;
 	}
 	return 0;
 bad_mod:

@@ -1,7 +1,8 @@
 /*
  * IDLE (RFC 2177, RFC 9051 6.3.13): the client waits; changes to the
  * selected mailbox are pushed as they are committed, EXPUNGE included,
- * until the client sends DONE.
+ * until the client sends DONE. Meanwhile "* OK Still here" goes out every
+ * few minutes (imap.h) so that NATs keep the connection open.
  */
 #include <string.h>
 #include <strings.h>
@@ -17,6 +18,7 @@ imap_cmd_idle(struct imap_session *s, const struct imap_cmd *cmd)
 	}
 	net_conn_puts(s->conn, "+ idling\r\n");
 	s->input = IMAP_INPUT_IDLE;
+	imap_keepalive_start(s);
 	net_conn_resume(s->conn);
 	/* Whatever happened since the last command goes out now. */
 	if (s->view != NULL && (s->view->dirty || s->view->npending > 0 ||
@@ -46,6 +48,7 @@ imap_idle_read(struct imap_session *s)
 	n = net_conn_read_line(s->conn, 64, &line, &len);
 	if (n == 0)
 		return 0;
+	imap_keepalive_stop(s);
 	if (n > 0 && strcasecmp(line, "DONE") == 0)
 		imap_finish(s, "OK IDLE terminated");
 	else

@@ -120,6 +120,7 @@ struct imap_mbox_job {
 	unsigned items;
 	struct store_mailbox mbox;
 	int found;
+	int64_t created_id;             /* CREATE: the new mailbox */
 	struct imap_result res;
 	const char *cmd;
 };
@@ -135,6 +136,8 @@ imap_mbox_work(void *arg)
 	switch (j->op) {
 	case IMAP_MBOX_CREATE:
 		r = store_mailbox_create(j->acct, j->name, j->special_use, &id, &error);
+		if (r == 0)
+			j->created_id = id;
 		break;
 	case IMAP_MBOX_DELETE:
 		r = store_mailbox_delete(j->acct, j->name, &error);
@@ -189,6 +192,17 @@ imap_mbox_done(struct imap_session *s, void *arg)
 		return;
 	}
 	switch (j->op) {
+	case IMAP_MBOX_DELETE:
+		/* Our own selected mailbox: leave it (RFC 9051 6.3.4 lets a
+		 * server do so); other sessions get BYE (imap_view.c). */
+		if (s->view != NULL && strcmp(s->view->name, j->name) == 0) {
+			if (s->view->watch != NULL)
+				store_watch_remove(&s->view->watch);
+			imap_view_free(&s->view);
+			s->state = IMAP_STATE_AUTH;
+			net_conn_puts(s->conn, "* OK [CLOSED] Selected mailbox deleted\r\n");
+		}
+		break;
 	case IMAP_MBOX_RENAME:
 		if (s->view != NULL && strcmp(s->view->name, j->name) == 0) {
 			free(s->view->name);
@@ -204,6 +218,15 @@ imap_mbox_done(struct imap_session *s, void *arg)
 		imap_status_write(s, &out, &j->mbox, j->items);
 		net_conn_write(s->conn, out.data, out.len);
 		buf_free(&out);
+		break;
+	case IMAP_MBOX_CREATE:
+		/* OBJECTID (RFC 8474 4.1). */
+		if (j->created_id > 0) {
+			imap_finish(s, "OK [MAILBOXID (F%lld)] CREATE completed",
+			    (long long)j->created_id);
+			imap_mbox_job_free(j);
+			return;
+		}
 		break;
 	default:
 		break;
@@ -386,6 +409,7 @@ static const struct {
 	{ "DELETED", IMAP_STATUS_DELETED },
 	{ "SIZE", IMAP_STATUS_SIZE },
 	{ "HIGHESTMODSEQ", IMAP_STATUS_HIGHESTMODSEQ },
+	{ "MAILBOXID", IMAP_STATUS_MAILBOXID },
 };
 
 int
@@ -448,9 +472,13 @@ imap_status_write(struct imap_session *s, struct buf *out, const struct store_ma
 		buf_printf(out, "%sSIZE %llu", sep, (unsigned long long)m->size);
 		sep = " ";
 	}
-	if (items & IMAP_STATUS_HIGHESTMODSEQ)
+	if (items & IMAP_STATUS_HIGHESTMODSEQ) {
 		buf_printf(out, "%sHIGHESTMODSEQ %llu", sep,
 		    (unsigned long long)m->highestmodseq);
+		sep = " ";
+	}
+	if (items & IMAP_STATUS_MAILBOXID)
+		buf_printf(out, "%sMAILBOXID (F%lld)", sep, (long long)m->id);
 	buf_puts(out, ")\r\n");
 }
 

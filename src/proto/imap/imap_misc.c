@@ -99,6 +99,8 @@ static const struct {
 	unsigned flag;
 } imap_enables[] = {
 	{ "CONDSTORE", IMAP_ENABLED_CONDSTORE },
+	/* RFC 7162 3.2.3: QRESYNC turns CONDSTORE on too. */
+	{ "QRESYNC", IMAP_ENABLED_QRESYNC | IMAP_ENABLED_CONDSTORE },
 	{ "UTF8=ACCEPT", IMAP_ENABLED_UTF8 },
 	{ "IMAP4rev2", IMAP_ENABLED_REV2 },
 };
@@ -146,7 +148,7 @@ imap_cmd_enable(struct imap_session *s, const struct imap_cmd *cmd)
 			if (strcasecmp(a->str, imap_enables[i].name) != 0 ||
 			    !imap_announced(s, imap_enables[i].name))
 				continue;
-			if ((s->enabled & imap_enables[i].flag) == 0)
+			if ((s->enabled & imap_enables[i].flag) != imap_enables[i].flag)
 				buf_printf(&out, " %s", imap_enables[i].name);
 			s->enabled |= imap_enables[i].flag;
 		}

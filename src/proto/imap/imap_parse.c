@@ -276,7 +276,8 @@ imap_parse_skip(struct imap_parser *p, unsigned char c, enum imap_parse_result *
 	if (c == '\n') {
 		if (p->skip_lit == SKIP_LIT_CLOSED) {
 			p->skip_lit = SKIP_LIT_NONE;
-			if (p->skip_len > IMAP_LITERAL_MINUS_MAX) {
+			if (p->skip_len > (p->limits.literal_plus ? UINT32_MAX :
+			    IMAP_LITERAL_MINUS_MAX)) {
 				imap_parse_fatal(p, "[TOOBIG] Literal too big", r);
 				return 1;
 			}
@@ -544,7 +545,8 @@ imap_parse_literal_announced(struct imap_parser *p, enum imap_parse_result *r)
 {
 	size_t room = p->limits.command_max - p->size;
 
-	if (!p->literal_sync && p->literal_len > IMAP_LITERAL_MINUS_MAX) {
+	if (!p->literal_sync && !p->limits.literal_plus &&
+	    p->literal_len > IMAP_LITERAL_MINUS_MAX) {
 		imap_parse_fatal(p, "[TOOBIG] Non-synchronizing literal too big", r);
 		return 1;
 	}

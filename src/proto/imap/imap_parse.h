@@ -1,6 +1,6 @@
 /*
- * The IMAP command parser (RFC 3501 section 9, RFC 9051, LITERAL- of RFC
- * 7888): tag, command name and arguments, which are atoms, quoted strings,
+ * The IMAP command parser (RFC 3501 section 9, RFC 9051, LITERAL+ and
+ * LITERAL- of RFC 7888): tag, command name and arguments, which are atoms, quoted strings,
  * literals and parenthesized lists of them.
  *
  * The parser is resumable and does no I/O: imap_parse() takes whatever bytes
@@ -39,6 +39,10 @@ struct imap_parse_limits {
 	/* Hand APPEND's message literals to the caller (IMAP_PARSE_STREAM)
 	 * instead of reading them; they do not count toward command_max. */
 	unsigned stream_append;
+	/* LITERAL+ (RFC 7888): non-synchronizing literals of any size up to
+	 * command_max (streamed APPEND messages: up to 4 GiB). Without it,
+	 * LITERAL- rules: at most IMAP_LITERAL_MINUS_MAX bytes. */
+	unsigned literal_plus;
 };
 
 enum imap_parse_result {

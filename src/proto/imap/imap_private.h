@@ -47,6 +47,7 @@ enum imap_input {
 #define IMAP_ENABLED_REV2 0x01
 #define IMAP_ENABLED_UTF8 0x02
 #define IMAP_ENABLED_CONDSTORE 0x04
+#define IMAP_ENABLED_QRESYNC 0x08       /* implies CONDSTORE; VANISHED */
 
 /* Command table flags: the states a command is valid in (RFC 3501 6), and
  * what it needs. */
@@ -136,6 +137,7 @@ struct imap_session {
 	struct imap_append *append;
 	struct imap_fetch *fetch;       /* a FETCH waiting for output to drain */
 	char *idle_tag;
+	struct net_timer *keepalive;    /* IDLE's "* OK Still here" */
 
 	int errors;
 	unsigned busy : 1;              /* a job is on the worker pool */
@@ -178,6 +180,9 @@ void imap_input_commands(struct imap_session *s);
 void imap_session_logged_in(struct imap_session *s);
 /* TLS starts: the parser forgets the plaintext. */
 void imap_session_tls_reset(struct imap_session *s);
+/* IDLE's keepalive timer ("* OK Still here"). */
+void imap_keepalive_start(struct imap_session *s);
+void imap_keepalive_stop(struct imap_session *s);
 
 /* --- imap_auth.c: STARTTLS, LOGIN, AUTHENTICATE --------------------------- */
 
@@ -219,6 +224,7 @@ void imap_cmd_status(struct imap_session *s, const struct imap_cmd *cmd);
 #define IMAP_STATUS_DELETED 0x20
 #define IMAP_STATUS_SIZE 0x40
 #define IMAP_STATUS_HIGHESTMODSEQ 0x80
+#define IMAP_STATUS_MAILBOXID 0x100    /* OBJECTID (RFC 8474) */
 /* STATUS items: parses the list into a mask (IMAP_STATUS_*); -1 if bad. */
 int imap_status_items(const struct imap_arg *list, unsigned *items_r);
 void imap_status_write(struct imap_session *s, struct buf *out,
@@ -275,9 +281,15 @@ void imap_view_flush_expunges(struct imap_session *s);
  * EXPUNGE or MOVE); the responses go out with imap_view_flush_expunges(). */
 void imap_view_mark_expunged(struct imap_view *view, const uint32_t *uids, size_t n);
 
+struct imap_seqset;
+/* QRESYNC (RFC 7162): writes "* VANISHED (EARLIER) set" of the UIDs (sorted
+ * in place) that are not in the view and, when within is not NULL, are in
+ * that resolved set; nothing when none is left. */
+void imap_view_vanished_earlier(const struct imap_view *view, uint32_t *uids, size_t n,
+    const struct imap_seqset *within, struct buf *out);
+
 /* --- imap_seqset.c is pure; resolving against the view: ------------------ */
 
-struct imap_seqset;
 /* Turns a sequence set (or UID set) argument into the 0-based indices of
  * the view's messages, ascending; "$" is the saved search result. Returns
  * 0, or -1 with an error text. */

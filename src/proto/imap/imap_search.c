@@ -249,6 +249,22 @@ imap_search_key(const struct imap_arg **ap, unsigned depth, struct imap_search_k
 		*ap = rest;
 		*key_r = k;
 		return 0;
+	} else if (strcasecmp(name, "EMAILID") == 0 || strcasecmp(name, "THREADID") == 0) {
+		/* OBJECTID (RFC 8474 6): an objectid atom. */
+		size_t n;
+
+		k = imap_key_new(name[0] == 'E' || name[0] == 'e' ? IMAP_SK_EMAILID :
+		    IMAP_SK_THREADID);
+		if (v == NULL || !imap_arg_is_astring(v) || v->len == 0 || v->len > 255)
+			goto bad;
+		for (n = 0; n < v->len; n++) {
+			char c = v->str[n];
+
+			if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			    (c >= '0' && c <= '9') || c == '_' || c == '-'))
+				goto bad;
+		}
+		k->str = xstrdup(v->str);
 	} else if (strcasecmp(name, "MODSEQ") == 0) {
 		k = imap_key_new(IMAP_SK_MODSEQ);
 		/* MODSEQ ["/flags/\\Seen" all|priv|shared] n: the entry is

@@ -37,6 +37,8 @@ enum imap_search_op {
 	IMAP_SK_TEXT,
 	IMAP_SK_MODSEQ,                 /* num: modseq >= num */
 	IMAP_SK_SAVED,                  /* "$": the saved result (SEARCHRES) */
+	IMAP_SK_EMAILID,                /* str: "M<guid>" (OBJECTID) */
+	IMAP_SK_THREADID,               /* str: "T<thread id>" */
 };
 
 struct imap_search_key {

@@ -8,6 +8,7 @@
  * substring match (ASCII case folding), as RFC 9051 asks.
  */
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -123,6 +124,8 @@ imap_search_prepare(struct imap_search_job *j, struct imap_search_key *k)
 			break;
 		case IMAP_SK_LARGER:
 		case IMAP_SK_SMALLER:
+		case IMAP_SK_EMAILID:
+		case IMAP_SK_THREADID:
 		case IMAP_SK_BEFORE:
 		case IMAP_SK_ON:
 		case IMAP_SK_SINCE:
@@ -326,6 +329,17 @@ imap_search_eval(struct imap_search_job *j, struct imap_search_msg *sm,
 		return sm->m->modseq >= k->num;
 	case IMAP_SK_SAVED:
 		return imap_u32_bsearch(j->saved, j->nsaved, sm->m->uid);
+	case IMAP_SK_EMAILID:
+		return sm->meta != NULL && k->str[0] == 'M' &&
+		    strcmp(sm->meta->guid, k->str + 1) == 0;
+	case IMAP_SK_THREADID: {
+		char id[32];
+
+		if (sm->meta == NULL || sm->meta->thread_id <= 0)
+			return 0;
+		snprintf(id, sizeof(id), "T%lld", (long long)sm->meta->thread_id);
+		return strcmp(id, k->str) == 0;
+	}
 	}
 	return 0;
 }

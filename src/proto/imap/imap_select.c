@@ -1,7 +1,11 @@
 /*
  * Entering and leaving the selected state: SELECT and EXAMINE (with the
- * CONDSTORE parameter of RFC 7162), CLOSE, UNSELECT (RFC 3691), and
- * EXPUNGE / UID EXPUNGE (UIDPLUS, RFC 4315).
+ * CONDSTORE and QRESYNC parameters of RFC 7162), CLOSE, UNSELECT (RFC
+ * 3691), and EXPUNGE / UID EXPUNGE (UIDPLUS, RFC 4315).
+ *
+ * QRESYNC: the store keeps every expunge with its MODSEQ, so the client's
+ * known-uids narrow the VANISHED (EARLIER) answer and its seq-match data
+ * (only a hint for servers that forget expunges) is checked and ignored.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +13,7 @@
 
 #include "core/xmalloc.h"
 #include "proto/imap/imap_private.h"
+#include "proto/imap/imap_seqset.h"
 
 struct imap_select_job {
 	struct store_account *acct;
@@ -23,6 +28,13 @@ struct imap_select_job {
 	struct imap_result res;
 	unsigned readonly : 1;
 	unsigned condstore : 1;
+	/* QRESYNC (uidvalidity modseq [known-uids]): */
+	unsigned qresync : 1;
+	uint32_t q_uidvalidity;
+	uint64_t q_modseq;
+	char *q_known;                  /* NULL: 1:* */
+	struct store_changes q_changes; /* since q_modseq, when UIDVALIDITY matched */
+	unsigned q_match : 1;
 };
 
 static void
@@ -46,6 +58,16 @@ imap_select_work(void *arg)
 	    &error) < 0) {
 		imap_result_fail(&j->res, error);
 		store_watch_remove(&j->watch);
+		return;
+	}
+	if (j->qresync && j->q_uidvalidity == j->mbox.uidvalidity) {
+		if (store_changes_since(j->acct, j->mbox.id, j->q_modseq, &j->q_changes,
+		    &error) < 0) {
+			imap_result_fail(&j->res, error);
+			store_watch_remove(&j->watch);
+			return;
+		}
+		j->q_match = 1;
 	}
 }
 
@@ -59,8 +81,44 @@ imap_select_job_free(struct imap_select_job *j)
 	if (j->found)
 		store_mailbox_clear(&j->mbox);
 	imap_result_clear(&j->res);
+	store_changes_clear(&j->q_changes);
+	free(j->q_known);
 	free(j->name);
 	free(j);
+}
+
+/* RFC 7162 3.2.5.1: what the client missed since its MODSEQ, expunges
+ * first, then the messages whose flags changed (or that are new). */
+static void
+imap_select_qresync(struct imap_session *s, struct imap_select_job *j)
+{
+	struct imap_view *v = s->view;
+	struct imap_seqset known, *within = NULL;
+	struct buf out = BUF_INIT;
+	const char *error;
+	uint32_t i;
+
+	if (j->q_known != NULL && imap_seqset_parse(j->q_known, &known, &error) == 0) {
+		imap_seqset_resolve(&known, v->uidnext > 0 ? v->uidnext - 1 : 0);
+		within = &known;
+	}
+	imap_view_vanished_earlier(v, j->q_changes.expunged, j->q_changes.nexpunged, within,
+	    &out);
+	for (i = 0; i < v->count; i++) {
+		const struct imap_msg *m = &v->msgs[i];
+
+		if (m->modseq <= j->q_modseq ||
+		    (within != NULL && m->uid < v->uidnext && !imap_seqset_contains(within, m->uid) &&
+		    m->uid <= known.ranges[known.count - 1].hi))
+			continue;
+		buf_printf(&out, "* %u FETCH (UID %u FLAGS ", i + 1, m->uid);
+		imap_view_format_flags(v, m, &out);
+		buf_printf(&out, " MODSEQ (%llu))\r\n", (unsigned long long)m->modseq);
+	}
+	if (within != NULL)
+		imap_seqset_free(&known);
+	net_conn_write(s->conn, out.data, out.len);
+	buf_free(&out);
 }
 
 static void
@@ -105,6 +163,7 @@ imap_select_done(struct imap_session *s, void *arg)
 	net_conn_printf(s->conn, "* OK [UIDNEXT %u] Predicted next UID\r\n", v->uidnext);
 	net_conn_printf(s->conn, "* OK [HIGHESTMODSEQ %llu] Highest\r\n",
 	    (unsigned long long)v->modseq);
+	net_conn_printf(s->conn, "* OK [MAILBOXID (F%lld)] Ok\r\n", (long long)v->mailbox_id);
 	if (imap_rev2(s) || imap_utf8_mode(s)) {
 		struct buf out = BUF_INIT;
 
@@ -114,6 +173,8 @@ imap_select_done(struct imap_session *s, void *arg)
 		net_conn_write(s->conn, out.data, out.len);
 		buf_free(&out);
 	}
+	if (j->q_match)
+		imap_select_qresync(s, j);
 	imap_finish(s, "OK [%s] %s completed", v->readonly ? "READ-ONLY" : "READ-WRITE",
 	    j->readonly ? "EXAMINE" : "SELECT");
 	imap_select_job_free(j);
@@ -133,6 +194,68 @@ imap_deselect(struct imap_session *s, struct store_watch **watch_r)
 	s->state = IMAP_STATE_AUTH;
 }
 
+/* A number atom in 1..max. */
+static int
+imap_select_number(const struct imap_arg *a, uint64_t max, uint64_t *n_r)
+{
+	const char *p;
+	uint64_t n = 0;
+
+	if (a == NULL || a->type != IMAP_ARG_ATOM || a->str[0] == '\0')
+		return -1;
+	for (p = a->str; *p != '\0'; p++) {
+		if (*p < '0' || *p > '9' || n > (max - (uint64_t)(*p - '0')) / 10)
+			return -1;
+		n = n * 10 + (uint64_t)(*p - '0');
+	}
+	if (n == 0)
+		return -1;
+	*n_r = n;
+	return 0;
+}
+
+/* (QRESYNC (uidvalidity modseq [known-uids [(seq-match)]])) of RFC 7162
+ * 3.2.5. Returns 0 or -1. */
+static int
+imap_select_qresync_parse(const struct imap_arg *list, struct imap_select_job *j)
+{
+	const struct imap_arg *a = list->list;
+	struct imap_seqset set;
+	const char *error;
+	uint64_t n;
+
+	if (list->type != IMAP_ARG_LIST || list->count < 2 || list->count > 4)
+		return -1;
+	if (imap_select_number(a, UINT32_MAX, &n) < 0)
+		return -1;
+	j->q_uidvalidity = (uint32_t)n;
+	a = a->next;
+	if (imap_select_number(a, INT64_MAX, &j->q_modseq) < 0)
+		return -1;
+	a = a->next;
+	if (a != NULL && a->type == IMAP_ARG_ATOM) {
+		if (imap_seqset_parse(a->str, &set, &error) < 0)
+			return -1;
+		imap_seqset_free(&set);
+		j->q_known = xstrdup(a->str);
+		a = a->next;
+	}
+	if (a != NULL) {
+		/* seq-match-data: (known-sequence-set known-uid-set). */
+		const struct imap_arg *x = a->list;
+
+		if (a->type != IMAP_ARG_LIST || a->count != 2 || a->next != NULL)
+			return -1;
+		for (; x != NULL; x = x->next) {
+			if (x->type != IMAP_ARG_ATOM || imap_seqset_parse(x->str, &set, &error) < 0)
+				return -1;
+			imap_seqset_free(&set);
+		}
+	}
+	j->qresync = 1;
+	return 0;
+}
+
 static void
 imap_select_start(struct imap_session *s, const struct imap_cmd *cmd, int readonly)
 {
@@ -140,27 +263,46 @@ imap_select_start(struct imap_session *s, const struct imap_cmd *cmd, int readon
 	const char *error;
 	int condstore = 0;
 
+	j = xcalloc(1, sizeof(*j));
 	if (cmd->nargs == 2 && cmd->args->next->type == IMAP_ARG_LIST) {
 		const struct imap_arg *p;
 
 		for (p = cmd->args->next->list; p != NULL; p = p->next) {
-			if (p->type != IMAP_ARG_ATOM || strcasecmp(p->str, "CONDSTORE") != 0) {
-				imap_finish_bad(s, "Unknown SELECT parameter");
-				return;
+			if (p->type == IMAP_ARG_ATOM && strcasecmp(p->str, "CONDSTORE") == 0) {
+				condstore = 1;
+				continue;
 			}
-			condstore = 1;
+			if (p->type == IMAP_ARG_ATOM && strcasecmp(p->str, "QRESYNC") == 0 &&
+			    !j->qresync && p->next != NULL) {
+				/* RFC 7162 3.2.5: only once ENABLEd. */
+				if (!(s->enabled & IMAP_ENABLED_QRESYNC)) {
+					imap_select_job_free(j);
+					imap_finish_bad(s, "QRESYNC is not enabled");
+					return;
+				}
+				p = p->next;
+				if (imap_select_qresync_parse(p, j) < 0) {
+					imap_select_job_free(j);
+					imap_finish_bad(s, "Invalid QRESYNC parameter");
+					return;
+				}
+				continue;
+			}
+			imap_select_job_free(j);
+			imap_finish_bad(s, "Unknown SELECT parameter");
+			return;
 		}
 	} else if (cmd->nargs != 1) {
-		imap_finish_bad(s, "Syntax: SELECT mailbox [(CONDSTORE)]");
+		imap_select_job_free(j);
+		imap_finish_bad(s, "Syntax: SELECT mailbox [(CONDSTORE | QRESYNC (...))]");
 		return;
 	}
-	j = xcalloc(1, sizeof(*j));
 	if (imap_mailbox_arg(s, cmd->args, &j->name, &error) < 0) {
-		free(j);
+		imap_select_job_free(j);
 		imap_finish_mailbox_error(s, error);
 		return;
 	}
-	if (s->view != NULL && imap_rev2(s))
+	if (s->view != NULL && (imap_rev2(s) || (s->enabled & IMAP_ENABLED_QRESYNC)))
 		net_conn_puts(s->conn, "* OK [CLOSED] Previous mailbox closed\r\n");
 	imap_deselect(s, &j->old_watch);
 	if (condstore)

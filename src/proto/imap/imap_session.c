@@ -33,6 +33,7 @@ static const struct imap_parse_limits imap_limits = {
 	.args_max = IMAP_ARGS_MAX,
 	.depth_max = IMAP_DEPTH_MAX,
 	.stream_append = 1,
+	.literal_plus = 1,
 };
 
 #define S IMAP_NEEDS_STORE
@@ -107,6 +108,14 @@ imap_rev2(const struct imap_session *s)
 	return (s->enabled & IMAP_ENABLED_REV2) != 0;
 }
 
+/* What a logged-in session with the mail store is offered. */
+static const char imap_caps_store[] =
+    " ENABLE IDLE BINARY NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE"
+    " CREATE-SPECIAL-USE CONDSTORE QRESYNC LIST-EXTENDED LIST-STATUS STATUS=SIZE"
+    " QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE UTF8=ACCEPT ESEARCH SEARCHRES"
+    " APPENDLIMIT=1073741824 MULTIAPPEND SORT SORT=DISPLAY ESORT THREAD=REFERENCES"
+    " THREAD=ORDEREDSUBJECT I18NLEVEL=1 PREVIEW OBJECTID";
+
 void
 imap_capability(struct imap_session *s, struct buf *out)
 {
@@ -118,12 +127,11 @@ imap_capability(struct imap_session *s, struct buf *out)
 	if (s->ctx->store != NULL)
 		buf_puts(out, " IMAP4rev2");
 	if (s->user != NULL) {
-		buf_puts(out, " LITERAL- ID");
+		/* LITERAL+ after login, LITERAL- (4 KiB) before: an anonymous
+		 * client cannot make us read big literals it was not asked for. */
+		buf_puts(out, " LITERAL+ ID");
 		if (s->acct != NULL)
-			buf_puts(out, " ENABLE IDLE BINARY NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN"
-			    " SPECIAL-USE CREATE-SPECIAL-USE CONDSTORE LIST-EXTENDED LIST-STATUS"
-			    " STATUS=SIZE QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE UTF8=ACCEPT"
-			    " ESEARCH SEARCHRES APPENDLIMIT=1073741824");
+			buf_puts(out, imap_caps_store);
 		return;
 	}
 	buf_puts(out, " SASL-IR LITERAL- ID");
@@ -138,6 +146,50 @@ imap_capability(struct imap_session *s, struct buf *out)
 		if (end > mechs)
 			buf_printf(out, " AUTH=%.*s", (int)(end - mechs), mechs);
 	}
+}
+
+/* --- timeouts ------------------------------------------------------------ */
+
+static uint64_t
+imap_prelogin_timeout(const struct config *cfg)
+{
+	uint64_t ms = cfg->timeout_imap_ms / 2;
+
+	return ms > 0 && ms < IMAP_PRELOGIN_TIMEOUT_MS ? ms : IMAP_PRELOGIN_TIMEOUT_MS;
+}
+
+static uint64_t
+imap_keepalive_interval(const struct config *cfg)
+{
+	uint64_t ms = cfg->timeout_imap_ms / 3;
+
+	return ms > 0 && ms < IMAP_IDLE_KEEPALIVE_MS ? ms : IMAP_IDLE_KEEPALIVE_MS;
+}
+
+static void
+imap_keepalive_fire(void *arg)
+{
+	struct imap_session *s = arg;
+
+	if (s->input != IMAP_INPUT_IDLE || s->closing || s->conn == NULL)
+		return;
+	net_conn_puts(s->conn, "* OK Still here\r\n");
+	net_timer_start(s->keepalive, imap_keepalive_interval(s->cfg));
+}
+
+void
+imap_keepalive_start(struct imap_session *s)
+{
+	if (s->keepalive == NULL)
+		s->keepalive = net_timer_new(net_conn_loop(s->conn), imap_keepalive_fire, s);
+	net_timer_start(s->keepalive, imap_keepalive_interval(s->cfg));
+}
+
+void
+imap_keepalive_stop(struct imap_session *s)
+{
+	if (s->keepalive != NULL)
+		net_timer_stop(s->keepalive);
 }
 
 /* --- the end of a command ------------------------------------------------ */
@@ -542,6 +594,7 @@ imap_session_logged_in(struct imap_session *s)
 {
 	imap_parser_reset(s->parser, &imap_limits);
 	s->state = IMAP_STATE_AUTH;
+	net_conn_set_timeout(s->conn, s->cfg->timeout_imap_ms);
 	if (s->acct != NULL)
 		s->notify = imap_notify_new(s);
 }
@@ -566,7 +619,7 @@ imap_open(struct net_conn *conn)
 	s->state = IMAP_STATE_NOT_AUTH;
 	s->input = IMAP_INPUT_COMMAND;
 	s->parser = imap_parser_new(&imap_limits_prelogin);
-	net_conn_set_timeout(conn, s->cfg->timeout_imap_ms);
+	net_conn_set_timeout(conn, imap_prelogin_timeout(s->cfg));
 	imap_capability(s, &caps);
 	net_conn_printf(conn, "* OK [CAPABILITY %s] Petrel ready.\r\n", buf_cstr(&caps));
 	buf_free(&caps);
@@ -614,6 +667,7 @@ static void
 imap_session_free(struct imap_session *s)
 {
 	auth_request_free(&s->auth);
+	net_timer_free(&s->keepalive);
 	imap_parser_free(&s->parser);
 	imap_append_free(&s->append);
 	imap_fetch_free(&s->fetch);

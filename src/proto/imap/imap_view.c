@@ -332,10 +332,24 @@ imap_view_flush_expunges(struct imap_session *s)
 
 	if (v == NULL || v->npending == 0)
 		return;
-	/* Highest first, so each number is still right when it is read. */
-	for (i = v->count; i > 0; i--) {
-		if (v->msgs[i - 1].expunged)
-			buf_printf(&out, "* %u EXPUNGE\r\n", i);
+	if (s->enabled & IMAP_ENABLED_QRESYNC) {
+		/* RFC 7162 3.2.10: VANISHED, never EXPUNGE, once enabled. */
+		uint32_t *uids = xreallocarray(NULL, v->npending, sizeof(*uids)), n = 0;
+
+		for (i = 0; i < v->count; i++) {
+			if (v->msgs[i].expunged)
+				uids[n++] = v->msgs[i].uid;
+		}
+		buf_puts(&out, "* VANISHED ");
+		imap_seqset_format(&out, uids, n);
+		buf_puts(&out, "\r\n");
+		free(uids);
+	} else {
+		/* Highest first, so each number is still right when it is read. */
+		for (i = v->count; i > 0; i--) {
+			if (v->msgs[i - 1].expunged)
+				buf_printf(&out, "* %u EXPUNGE\r\n", i);
+		}
 	}
 	for (i = 0, j = 0; i < v->count; i++) {
 		if (!v->msgs[i].expunged)
@@ -345,6 +359,29 @@ imap_view_flush_expunges(struct imap_session *s)
 	v->npending = 0;
 	net_conn_write(s->conn, out.data, out.len);
 	buf_free(&out);
+}
+
+static int imap_uid_cmp(const void *a, const void *b);
+
+void
+imap_view_vanished_earlier(const struct imap_view *v, uint32_t *uids, size_t n,
+    const struct imap_seqset *within, struct buf *out)
+{
+	size_t i, k = 0;
+
+	if (n > 1)
+		qsort(uids, n, sizeof(*uids), imap_uid_cmp);
+	for (i = 0; i < n; i++) {
+		if ((k > 0 && uids[k - 1] == uids[i]) || imap_view_find_uid(v, uids[i]) >= 0 ||
+		    (within != NULL && !imap_seqset_contains(within, uids[i])))
+			continue;
+		uids[k++] = uids[i];
+	}
+	if (k == 0)
+		return;
+	buf_puts(out, "* VANISHED (EARLIER) ");
+	imap_seqset_format(out, uids, k);
+	buf_puts(out, "\r\n");
 }
 
 /* --- catching up with the store -------------------------------------------- */
@@ -467,7 +504,13 @@ imap_sync_done(struct imap_session *s, void *arg)
 {
 	struct imap_sync *job = arg;
 
-	if (s != NULL && s->view != NULL && s->view->mailbox_id == job->mailbox_id) {
+	if (s != NULL && s->view != NULL && s->view->mailbox_id == job->mailbox_id &&
+	    job->res.failed && job->res.code == STORE_ERR_NOT_FOUND) {
+		/* Another session deleted the mailbox (or renamed INBOX away
+		 * and back): there is no view to keep consistent. */
+		log_info(net_conn_id(s->conn), "event=imap-selected-deleted");
+		imap_close(s, "Selected mailbox was deleted, have to disconnect");
+	} else if (s != NULL && s->view != NULL && s->view->mailbox_id == job->mailbox_id) {
 		if (job->res.failed)
 			log_warn(net_conn_id(s->conn), "event=imap-sync-failed error=\"%s\"",
 			    job->res.error);
