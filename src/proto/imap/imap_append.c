@@ -1,5 +1,6 @@
 /*
- * APPEND (RFC 9051 6.3.12) with APPENDUID (UIDPLUS) and APPENDLIMIT.
+ * APPEND (RFC 9051 6.3.12) with APPENDUID (UIDPLUS), APPENDLIMIT and
+ * MULTIAPPEND (RFC 3502).
  *
  * The message literal never sits in memory whole: the parser hands it over
  * (IMAP_PARSE_STREAM) and its bytes go to a store writer in chunks, each
@@ -9,6 +10,15 @@
  * the client nothing (NO [TOOBIG] / [OVERQUOTA] / [TRYCREATE]). A
  * non-synchronizing literal (LITERAL-, 4 KiB at most) that is refused is
  * read and dropped, and the refusal comes when the command ends.
+ *
+ * MULTIAPPEND: each message streams into a store writer of its own; none
+ * is committed until the command's last byte is in, so a refusal or a
+ * client gone mid-command stores nothing. The store commits one writer at
+ * a time (store_writer_commit), so the commits go one after the other and
+ * a failure among them is rolled back by expunging the messages already
+ * committed: other sessions may glimpse them, and a crash between two
+ * commits keeps the first ones. (A store call committing several writers
+ * in one transaction would close both gaps.)
  */
 #include <stdlib.h>
 #include <string.h>
@@ -18,32 +28,43 @@
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "proto/imap/imap_private.h"
+#include "proto/imap/imap_seqset.h"
 
 #define IMAP_APPEND_CHUNK (256 * 1024)
+#define IMAP_APPEND_MESSAGES_MAX 1000   /* messages in one MULTIAPPEND */
+
+/* One message of the command. */
+struct imap_append_msg {
+	struct store_writer *writer;
+	unsigned flags;
+	char **keywords;
+	int64_t date;
+	uint64_t size;
+	uint32_t uid;                   /* once committed */
+};
 
 struct imap_append {
 	char *tag;
 	char *mailbox;                  /* UTF-8 */
 	int64_t mailbox_id;
-	unsigned flags;
-	char **keywords;
-	int64_t date;
-	uint64_t size, left;
+	struct imap_append_msg *msgs;
+	unsigned nmsgs;                 /* the last is the one being read */
+	uint64_t total;                 /* octets of all messages */
+	uint64_t left;
 	int sync;
 	int skipping;                   /* refused: drop the bytes */
-	char *fail;                     /* the reply for a refused message */
-	int messages;                   /* literals seen in this command */
-	struct store_writer *writer;
+	char *fail;                     /* the reply for a refused command */
 	struct buf chunk;
 	/* Out of the jobs. */
 	struct imap_result res;
-	uint32_t uid, uidvalidity;
+	uint32_t uidvalidity;
 	int found;
 	struct store_usage usage;
 	/* Job inputs. */
 	struct proto_context *ctx;
 	struct store_account *acct;
 	struct store_quota quota;
+	struct store_writer *writer;    /* the current message's (in msgs) */
 	struct buf writing;             /* the chunk a worker is writing */
 };
 
@@ -51,13 +72,17 @@ void
 imap_append_free(struct imap_append **ap)
 {
 	struct imap_append *a = *ap;
+	unsigned i;
 
 	if (a == NULL)
 		return;
 	*ap = NULL;
-	if (a->writer != NULL)
-		store_writer_free(&a->writer);
-	imap_keywords_free(&a->keywords);
+	for (i = 0; i < a->nmsgs; i++) {
+		if (a->msgs[i].writer != NULL)
+			store_writer_free(&a->msgs[i].writer);
+		imap_keywords_free(&a->msgs[i].keywords);
+	}
+	free(a->msgs);
 	imap_result_clear(&a->res);
 	buf_free(&a->chunk);
 	buf_free(&a->writing);
@@ -67,12 +92,20 @@ imap_append_free(struct imap_append **ap)
 	free(a);
 }
 
+static struct imap_append_msg *
+imap_append_cur(struct imap_append *a)
+{
+	return &a->msgs[a->nmsgs - 1];
+}
+
 /* Refuses the message: before a synchronizing literal the command ends
  * here; otherwise the bytes are dropped and the refusal waits. */
 static void
 imap_append_refuse(struct imap_session *s, const char *text)
 {
 	struct imap_append *a = s->append;
+
+	unsigned i;
 
 	if (a->sync) {
 		net_conn_printf(s->conn, "%s %s\r\n", a->tag, text);
@@ -81,11 +114,17 @@ imap_append_refuse(struct imap_session *s, const char *text)
 		imap_input_commands(s);
 		return;
 	}
-	free(a->fail);
-	a->fail = xstrdup(text);
+	if (text != a->fail) {
+		free(a->fail);
+		a->fail = xstrdup(text);
+	}
 	a->skipping = 1;
-	if (a->writer != NULL)
-		store_writer_free(&a->writer);
+	/* Nothing of this command will be stored. */
+	for (i = 0; i < a->nmsgs; i++) {
+		if (a->msgs[i].writer != NULL)
+			store_writer_free(&a->msgs[i].writer);
+	}
+	a->writer = NULL;
 	s->input = IMAP_INPUT_LITERAL;
 	net_conn_resume(s->conn);
 }
@@ -100,22 +139,26 @@ imap_append_begin_work(void *arg)
 	const char *error;
 	int r;
 
-	if ((r = store_mailbox_get(a->acct, a->mailbox, &mbox, &error)) < 0) {
-		imap_result_fail(&a->res, error);
-		return;
+	/* The mailbox and the usage once per command. */
+	if (a->nmsgs == 1) {
+		if ((r = store_mailbox_get(a->acct, a->mailbox, &mbox, &error)) < 0) {
+			imap_result_fail(&a->res, error);
+			return;
+		}
+		a->found = r > 0;
+		if (!a->found)
+			return;
+		a->mailbox_id = mbox.id;
+		store_mailbox_clear(&mbox);
+		if ((a->quota.bytes_limit > 0 || a->quota.messages_limit > 0) &&
+		    store_account_usage(a->acct, &a->usage, &error) < 0) {
+			imap_result_fail(&a->res, error);
+			return;
+		}
 	}
-	a->found = r > 0;
-	if (!a->found)
-		return;
-	a->mailbox_id = mbox.id;
-	store_mailbox_clear(&mbox);
-	if ((a->quota.bytes_limit > 0 || a->quota.messages_limit > 0) &&
-	    store_account_usage(a->acct, &a->usage, &error) < 0) {
+	if (store_writer_new(a->ctx->store, &imap_append_cur(a)->writer, &error) < 0)
 		imap_result_fail(&a->res, error);
-		return;
-	}
-	if (store_writer_new(a->ctx->store, &a->writer, &error) < 0)
-		imap_result_fail(&a->res, error);
+	a->writer = imap_append_cur(a)->writer;
 }
 
 static void
@@ -134,8 +177,9 @@ imap_append_begin_done(struct imap_session *s, void *arg)
 		imap_append_refuse(s, "NO [TRYCREATE] No such mailbox");
 		return;
 	}
-	if ((a->quota.bytes_limit > 0 && a->usage.bytes + a->size > a->quota.bytes_limit) ||
-	    (a->quota.messages_limit > 0 && a->usage.messages + 1 > a->quota.messages_limit)) {
+	if ((a->quota.bytes_limit > 0 && a->usage.bytes + a->total > a->quota.bytes_limit) ||
+	    (a->quota.messages_limit > 0 &&
+	    a->usage.messages + a->nmsgs > a->quota.messages_limit)) {
 		imap_append_refuse(s, "NO [OVERQUOTA] Quota exceeded");
 		return;
 	}
@@ -147,43 +191,59 @@ imap_append_begin_done(struct imap_session *s, void *arg)
 void
 imap_append_literal(struct imap_session *s, const struct imap_cmd *cmd)
 {
-	const struct imap_arg *arg = cmd->args;
+	const struct imap_arg *arg, *x;
 	struct imap_append *a;
+	struct imap_append_msg *m;
 	const char *error;
-	unsigned n = cmd->nargs;
 
 	if (s->append == NULL) {
 		s->append = xcalloc(1, sizeof(*s->append));
 		s->append->tag = xstrdup(cmd->tag);
 	}
 	a = s->append;
-	a->size = a->left = imap_parser_stream_size(s->parser);
+	a->left = imap_parser_stream_size(s->parser);
 	a->sync = imap_parser_stream_sync(s->parser);
-	a->skipping = 0;
-	if (++a->messages > 1) {
-		imap_append_refuse(s, "NO [CANNOT] One message per APPEND (no MULTIAPPEND)");
+	if (a->fail != NULL) {
+		/* An earlier message was refused: so is the command. */
+		imap_append_refuse(s, a->fail);
 		return;
 	}
-	/* mailbox [flags] [date-time] literal */
-	if (n < 2 || n > 4) {
+	a->skipping = 0;
+	a->writer = NULL;
+	if (a->nmsgs == IMAP_APPEND_MESSAGES_MAX) {
+		imap_append_refuse(s, "NO [LIMIT] Too many messages in one APPEND");
+		return;
+	}
+	a->msgs = xreallocarray(a->msgs, a->nmsgs + 1, sizeof(*a->msgs));
+	m = &a->msgs[a->nmsgs++];
+	memset(m, 0, sizeof(*m));
+	m->size = a->left;
+	a->total += m->size;
+	/* mailbox 1*([flags] [date-time] literal): this message's arguments
+	 * follow the previous message's literal. */
+	if (cmd->nargs < 2) {
 		imap_append_refuse(s, "BAD Syntax: APPEND mailbox [(flags)] [date-time] message");
 		return;
 	}
-	if (imap_mailbox_arg(s, arg, &a->mailbox, &error) < 0) {
+	if (a->nmsgs == 1 && imap_mailbox_arg(s, cmd->args, &a->mailbox, &error) < 0) {
 		imap_append_refuse(s, strncmp(error, "BAD ", 4) == 0 ? error :
 		    "NO [TRYCREATE] Invalid mailbox name");
 		return;
 	}
-	arg = arg->next;
+	arg = cmd->args->next;
+	for (x = arg; x->next != NULL; x = x->next) {
+		if (x->type == IMAP_ARG_LITERAL)
+			arg = x->next;
+	}
 	if (arg->type == IMAP_ARG_LIST && arg->next != NULL) {
-		if (imap_flags_parse(arg, &a->flags, &a->keywords, &error) < 0) {
+		if (imap_flags_parse(arg, &m->flags, &m->keywords, &error) < 0) {
 			imap_append_refuse(s, "BAD Invalid flags");
 			return;
 		}
 		arg = arg->next;
 	}
 	if (arg->next != NULL) {
-		if (arg->type != IMAP_ARG_QUOTED || imap_datetime_parse(arg->str, &a->date) < 0) {
+		if (arg->type != IMAP_ARG_QUOTED || imap_datetime_parse(arg->str, &m->date) < 0) {
 			imap_append_refuse(s, "BAD Invalid date-time");
 			return;
 		}
@@ -193,11 +253,11 @@ imap_append_literal(struct imap_session *s, const struct imap_cmd *cmd)
 		imap_append_refuse(s, "BAD Syntax: APPEND mailbox [(flags)] [date-time] message");
 		return;
 	}
-	if (a->size == 0) {
+	if (m->size == 0) {
 		imap_append_refuse(s, "NO Refusing an empty message");
 		return;
 	}
-	if (a->size > STORE_MESSAGE_MAX) {
+	if (m->size > STORE_MESSAGE_MAX) {
 		imap_append_refuse(s, "NO [TOOBIG] Message too big");
 		return;
 	}
@@ -236,7 +296,8 @@ imap_append_write_done(struct imap_session *s, void *arg)
 		free(a->fail);
 		a->fail = xstrdup("NO [UNAVAILABLE] Cannot store the message now");
 		a->skipping = 1;
-		store_writer_free(&a->writer);
+		store_writer_free(&imap_append_cur(a)->writer);
+		a->writer = NULL;
 	}
 	if (a->left == 0)
 		imap_append_literal_end(s);
@@ -303,32 +364,50 @@ imap_append_commit_work(void *arg)
 	struct imap_append *a = arg;
 	struct store_target t;
 	const char *error;
+	uint32_t *done;
+	unsigned i, n = 0;
 
-	memset(&t, 0, sizeof(t));
-	t.acct = a->acct;
-	t.mailbox_id = a->mailbox_id;
-	t.flags = a->flags;
-	t.keywords = (const char *const *)a->keywords;
-	t.internaldate = a->date;
-	if (store_writer_commit(a->writer, &t, 1, &error) < 0) {
-		imap_result_fail(&a->res, error);
-		return;
+	done = xreallocarray(NULL, a->nmsgs, sizeof(*done));
+	for (i = 0; i < a->nmsgs; i++) {
+		struct imap_append_msg *m = &a->msgs[i];
+
+		memset(&t, 0, sizeof(t));
+		t.acct = a->acct;
+		t.mailbox_id = a->mailbox_id;
+		t.flags = m->flags;
+		t.keywords = (const char *const *)m->keywords;
+		t.internaldate = m->date;
+		if (store_writer_commit(m->writer, &t, 1, &error) < 0) {
+			imap_result_fail(&a->res, error);
+			break;
+		}
+		if (t.error != STORE_OK) {
+			a->res.failed = 1;
+			a->res.code = t.error;
+			a->res.error = xstrdup(t.error == STORE_ERR_QUOTA ? "Quota exceeded" :
+			    t.error == STORE_ERR_NOT_FOUND ? "No such mailbox" :
+			    "Cannot store the message");
+			break;
+		}
+		m->uid = t.uid;
+		a->uidvalidity = t.uidvalidity;
+		done[n++] = t.uid;
 	}
-	if (t.error != STORE_OK) {
-		a->res.failed = 1;
-		a->res.code = t.error;
-		a->res.error = xstrdup(t.error == STORE_ERR_QUOTA ? "Quota exceeded" :
-		    t.error == STORE_ERR_NOT_FOUND ? "No such mailbox" : "Cannot store the message");
-		return;
-	}
-	a->uid = t.uid;
-	a->uidvalidity = t.uidvalidity;
+	/* All or nothing: take back what went in before the failure. */
+	if (a->res.failed && n > 0 &&
+	    store_message_expunge(a->acct, a->mailbox_id, done, n, &error) < 0)
+		log_warn(NULL, "event=append-rollback-failed mailbox=%lld messages=%u error=\"%s\"",
+		    (long long)a->mailbox_id, n, error);
+	free(done);
 }
 
 static void
 imap_append_commit_done(struct imap_session *s, void *arg)
 {
 	struct imap_append *a = arg;
+	struct buf uids = BUF_INIT;
+	uint32_t *list;
+	unsigned i;
 
 	if (s == NULL)
 		return;         /* the session frees a */
@@ -339,10 +418,17 @@ imap_append_commit_done(struct imap_session *s, void *arg)
 		else
 			imap_finish_result(s, &a->res);
 	} else {
-		/* Our own message shows in the selected mailbox at once. */
+		/* Our own messages show in the selected mailbox at once. */
 		if (s->view != NULL && s->view->mailbox_id == a->mailbox_id)
 			s->view->dirty = 1;
-		imap_finish(s, "OK [APPENDUID %u %u] APPEND completed", a->uidvalidity, a->uid);
+		list = xreallocarray(NULL, a->nmsgs, sizeof(*list));
+		for (i = 0; i < a->nmsgs; i++)
+			list[i] = a->msgs[i].uid;
+		imap_seqset_format(&uids, list, a->nmsgs);
+		free(list);
+		imap_finish(s, "OK [APPENDUID %u %s] APPEND completed", a->uidvalidity,
+		    buf_cstr(&uids));
+		buf_free(&uids);
 	}
 	imap_append_free(&a);
 }
@@ -351,6 +437,7 @@ void
 imap_cmd_append(struct imap_session *s, const struct imap_cmd *cmd)
 {
 	struct imap_append *a = s->append;
+	unsigned i;
 
 	if (a == NULL) {
 		imap_finish_bad(s, "Syntax: APPEND mailbox [(flags)] [date-time] message");
@@ -368,10 +455,12 @@ imap_cmd_append(struct imap_session *s, const struct imap_cmd *cmd)
 		free(fail);
 		return;
 	}
-	if (a->writer == NULL) {
-		imap_append_free(&s->append);
-		imap_finish(s, "NO [UNAVAILABLE] Cannot store the message now");
-		return;
+	for (i = 0; i < a->nmsgs; i++) {
+		if (a->msgs[i].writer == NULL) {
+			imap_append_free(&s->append);
+			imap_finish(s, "NO [UNAVAILABLE] Cannot store the message now");
+			return;
+		}
 	}
 	imap_submit(s, imap_append_commit_work, imap_append_commit_done, a);
 }
