@@ -17,7 +17,7 @@
 #define CONFIG_LINE_MAX 4096
 
 enum key_type {
-	KEY_STRING, KEY_PATH, KEY_BOOL, KEY_INT, KEY_DURATION, KEY_ENUM, KEY_LISTEN
+	KEY_STRING, KEY_PATH, KEY_BOOL, KEY_INT, KEY_SIZE, KEY_DURATION, KEY_ENUM, KEY_LISTEN
 };
 
 struct key_def {
@@ -25,7 +25,7 @@ struct key_def {
 	enum key_type type;
 	size_t offset;
 	const char *def;
-	long long min, max;            /* KEY_INT */
+	long long min, max;            /* KEY_INT, KEY_SIZE */
 	const char *const *choices;    /* KEY_ENUM: index is the stored int */
 	const char *doc;
 };
@@ -102,7 +102,45 @@ static const struct key_def keys[] = {
 	{ "auth_max_failures", KEY_INT, OFF(auth_max_failures), "3", 1, 100, NULL,
 	  "Failed logins on one connection before it is closed." },
 	{ "timeout_smtp", KEY_DURATION, OFF(timeout_smtp_ms), "5m", 0, 0, NULL,
-	  "An SMTP client idle this long is disconnected." },
+	  "An SMTP client idle this long between commands is disconnected." },
+	{ "timeout_smtp_data", KEY_DURATION, OFF(timeout_smtp_data_ms), "10m", 0, 0, NULL,
+	  "While an SMTP client sends a message (DATA, BDAT), it is disconnected\n"
+	  "when idle this long." },
+	{ "smtp_max_line_length", KEY_INT, OFF(smtp_max_line_length), "2048", 512, 65536, NULL,
+	  "Longest SMTP command line in octets. A longer one is answered with 500\n"
+	  "and skipped up to its end." },
+	{ "smtp_max_message_size", KEY_SIZE, OFF(smtp_max_message_size), "25M", 1024,
+	  (long long)1 << 40, NULL,
+	  "Largest message accepted (K, M, G: powers of 1024). Announced with the\n"
+	  "SIZE keyword and enforced while the message streams in (552)." },
+	{ "smtp_max_recipients", KEY_INT, OFF(smtp_max_recipients), "1000", 1, 100000, NULL,
+	  "Recipients per message; further RCPTs get 452 4.5.3." },
+	{ "smtp_soft_error_limit", KEY_INT, OFF(smtp_soft_error_limit), "10", 1, 1000, NULL,
+	  "After this many errors in an SMTP session (bad commands, refused\n"
+	  "recipients), every reply waits smtp_error_delay." },
+	{ "smtp_hard_error_limit", KEY_INT, OFF(smtp_hard_error_limit), "20", 1, 1000, NULL,
+	  "At this many errors an SMTP session is closed (421)." },
+	{ "smtp_error_delay", KEY_DURATION, OFF(smtp_error_delay_ms), "10s", 0, 0, NULL,
+	  "The delay before each reply once smtp_soft_error_limit is reached." },
+	{ "smtp_min_data_rate", KEY_SIZE, OFF(smtp_min_data_rate), "1K", 0,
+	  (long long)1 << 40, NULL,
+	  "Octets per second an SMTP client must send a message at, measured over\n"
+	  "each smtp_data_rate_window from the start of DATA/BDAT; a slower one\n"
+	  "is disconnected (421 4.4.2). 0 means no minimum." },
+	{ "smtp_data_rate_window", KEY_DURATION, OFF(smtp_data_rate_window_ms), "30s", 0, 0,
+	  NULL, "The period smtp_min_data_rate is measured over." },
+	{ "smtp_pregreet_delay", KEY_DURATION, OFF(smtp_pregreet_delay_ms), "500ms", 0, 0, NULL,
+	  "On the MX port, a client address not seen in the last day waits this\n"
+	  "long for the greeting; a client that talks first is refused. 0 turns\n"
+	  "the test off." },
+	{ "smtp_min_free_space", KEY_SIZE, OFF(smtp_min_free_space), "100M", 0,
+	  (long long)1 << 50, NULL,
+	  "Free space the data directory's file system must keep: MAIL and DATA\n"
+	  "are refused with 452 4.3.1 when less than this plus the announced\n"
+	  "message SIZE is free. 0 turns the check off." },
+	{ "smtp_received_auth", KEY_BOOL, OFF(smtp_received_auth), "no", 0, 0, NULL,
+	  "Name the authenticated user in the Received: field of mail sent on the\n"
+	  "submission ports (\"(Authenticated sender: USER)\")." },
 	{ "timeout_imap", KEY_DURATION, OFF(timeout_imap_ms), "30m", 0, 0, NULL,
 	  "An IMAP client idle this long (outside IDLE) is disconnected." },
 	{ "timeout_pop3", KEY_DURATION, OFF(timeout_pop3_ms), "10m", 0, 0, NULL,
@@ -110,6 +148,59 @@ static const struct key_def keys[] = {
 	{ "shutdown_grace", KEY_DURATION, OFF(shutdown_grace_ms), "30s", 0, 0, NULL,
 	  "On SIGTERM, how long transactions in flight may take to finish\n"
 	  "before the remaining connections are closed." },
+	/* --- the outbound queue (src/queue) --- */
+	{ "queue_dns_resolver", KEY_STRING, OFF(queue_dns_resolver), "system", 0, 0, NULL,
+	  "DNS server the queue asks for MX and address records: `system` (the\n"
+	  "servers in /etc/resolv.conf) or an address, IP or IP:PORT\n"
+	  "(IPv6 in brackets: [::1]:53), queried directly." },
+	{ "queue_smtp_port", KEY_INT, OFF(queue_smtp_port), "25", 1, 65535, NULL,
+	  "Port of the mail exchangers the queue delivers to." },
+	{ "queue_retry_initial", KEY_DURATION, OFF(queue_retry_initial_ms), "5m", 0, 0, NULL,
+	  "Wait after a first temporary failure (4xx reply, unreachable server)\n"
+	  "before the next attempt; it doubles after each failure up to\n"
+	  "queue_retry_max." },
+	{ "queue_retry_max", KEY_DURATION, OFF(queue_retry_max_ms), "1h", 0, 0, NULL,
+	  "The longest wait between two attempts." },
+	{ "queue_lifetime", KEY_DURATION, OFF(queue_lifetime_ms), "5d", 0, 0, NULL,
+	  "How long a message is retried before it is bounced to its sender." },
+	{ "queue_delay_notice", KEY_DURATION, OFF(queue_delay_notice_ms), "4h", 0, 0, NULL,
+	  "After this long undelivered, the sender gets one \"delayed\" notice\n"
+	  "(RFC 3464) per recipient, if the recipient's NOTIFY allows it.\n"
+	  "0 sends none." },
+	{ "queue_connect_timeout", KEY_DURATION, OFF(queue_connect_timeout_ms), "30s", 0, 0,
+	  NULL, "How long to wait for a TCP connection to a mail exchanger." },
+	{ "queue_command_timeout", KEY_DURATION, OFF(queue_command_timeout_ms), "5m", 0, 0,
+	  NULL, "How long to wait for the greeting and for each reply to a command\n"
+	  "(RFC 5321 4.5.3.2), TLS handshakes included." },
+	{ "queue_data_timeout", KEY_DURATION, OFF(queue_data_timeout_ms), "10m", 0, 0, NULL,
+	  "How long to wait while sending the message and for the reply after it." },
+	{ "queue_max_connections", KEY_INT, OFF(queue_max_connections), "100", 1, 100000,
+	  NULL, "Outgoing SMTP connections open at once." },
+	{ "queue_max_connections_per_domain", KEY_INT, OFF(queue_max_connections_per_domain),
+	  "10", 1, 10000, NULL, "Outgoing SMTP connections open at once to one destination\n"
+	  "domain (or to the relay host)." },
+	{ "queue_max_messages_per_connection", KEY_INT,
+	  OFF(queue_max_messages_per_connection), "100", 1, 100000, NULL,
+	  "Messages sent over one connection before it is closed; waiting\n"
+	  "messages for the same destination reuse an open connection." },
+	{ "queue_relayhost", KEY_STRING, OFF(queue_relayhost), "", 0, 0, NULL,
+	  "Send all remote mail through this server (a smarthost) instead of the\n"
+	  "recipients' mail exchangers: HOST or HOST:PORT (port 25 by default;\n"
+	  "HOST may be an IP address, IPv6 in brackets). Empty: deliver directly." },
+	{ "queue_relayhost_user", KEY_STRING, OFF(queue_relayhost_user), "", 0, 0, NULL,
+	  "User name for AUTH PLAIN at the relay host (only over TLS). Empty:\n"
+	  "no authentication." },
+	{ "queue_relayhost_password_file", KEY_STRING, OFF(queue_relayhost_password_file),
+	  "", 0, 0, NULL,
+	  "File whose first line is the relay host password. Relative to data_dir." },
+	{ "queue_tls_ca_file", KEY_STRING, OFF(queue_tls_ca_file), "", 0, 0, NULL,
+	  "CA certificates (PEM) that verify mail exchangers when TLS is required\n"
+	  "(REQUIRETLS) and the relay host. Empty: the system's. Relative to\n"
+	  "data_dir." },
+	{ "queue_srs_domain", KEY_STRING, OFF(queue_srs_domain), "", 0, 0, NULL,
+	  "Domain of the SRS addresses (Sender Rewriting Scheme) that replace\n"
+	  "the sender of mail forwarded to other domains, so that SPF passes\n"
+	  "there. Empty: hostname. Its MX must be this server." },
 	{ "listen", KEY_LISTEN, 0, NULL, 0, 0, NULL,
 	  "A listening socket: `listen = SERVICE ADDRESS:PORT`, repeated once per\n"
 	  "socket. SERVICE is mx (SMTP from the Internet, port 25), submission\n"
@@ -263,6 +354,17 @@ set_value(struct config *cfg, const struct key_def *k, const char *value,
 		}
 		*(int *)field = (int)n;
 		return 0;
+	case KEY_SIZE: {
+		uint64_t size;
+
+		if (parse_size(value, &size) < 0 || size < (uint64_t)k->min ||
+		    size > (uint64_t)k->max) {
+			*why = "expected a size such as 512K, 25M or 1G (within the key's range)";
+			return -1;
+		}
+		*(uint64_t *)field = size;
+		return 0;
+	}
 	case KEY_DURATION:
 		if (parse_duration(value, &ms) < 0) {
 			*why = "expected a duration such as 500ms, 30s, 5m, 1h or 2d";
@@ -373,6 +475,16 @@ resolve(struct config *cfg)
 	free(cfg->tls_sni_dir);
 	cfg->tls_sni_dir = p;
 	free(base);
+	if (cfg->queue_relayhost_password_file[0] != '\0') {
+		p = absolute_path(cfg->data_dir, cfg->queue_relayhost_password_file);
+		free(cfg->queue_relayhost_password_file);
+		cfg->queue_relayhost_password_file = p;
+	}
+	if (cfg->queue_tls_ca_file[0] != '\0') {
+		p = absolute_path(cfg->data_dir, cfg->queue_tls_ca_file);
+		free(cfg->queue_tls_ca_file);
+		cfg->queue_tls_ca_file = p;
+	}
 
 	if (cfg->hostname[0] == '\0') {
 		char host[256];
@@ -471,6 +583,10 @@ config_load(const char *path, struct config *cfg, char **error_r)
 				goto fail;
 			}
 		}
+	}
+	if (cfg->queue_retry_max_ms < cfg->queue_retry_initial_ms) {
+		*error_r = xasprintf("%s: queue_retry_max is below queue_retry_initial", path);
+		goto fail;
 	}
 	if (cfg->auth_penalty_max_ms < cfg->auth_penalty_initial_ms) {
 		*error_r = xasprintf("%s: auth_penalty_max is below auth_penalty_initial", path);

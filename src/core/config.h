@@ -64,9 +64,42 @@ struct config {
 	int auth_max_failures;
 
 	uint64_t timeout_smtp_ms;
+	uint64_t timeout_smtp_data_ms;
 	uint64_t timeout_imap_ms;
 	uint64_t timeout_pop3_ms;
 	uint64_t shutdown_grace_ms;
+
+	/* SMTP limits (proto/smtp). Sizes in octets. */
+	int smtp_max_line_length;
+	uint64_t smtp_max_message_size;
+	int smtp_max_recipients;
+	int smtp_soft_error_limit;
+	int smtp_hard_error_limit;
+	uint64_t smtp_error_delay_ms;
+	uint64_t smtp_min_data_rate;        /* octets per second; 0: no minimum */
+	uint64_t smtp_data_rate_window_ms;
+	uint64_t smtp_pregreet_delay_ms;    /* 0: no pregreet test */
+	uint64_t smtp_min_free_space;
+	int smtp_received_auth;
+
+	/* The outbound queue (src/queue). */
+	char *queue_dns_resolver;   /* "system" or IP[:PORT] */
+	int queue_smtp_port;
+	uint64_t queue_retry_initial_ms;
+	uint64_t queue_retry_max_ms;
+	uint64_t queue_lifetime_ms;
+	uint64_t queue_delay_notice_ms;     /* 0: none */
+	uint64_t queue_connect_timeout_ms;
+	uint64_t queue_command_timeout_ms;
+	uint64_t queue_data_timeout_ms;
+	int queue_max_connections;
+	int queue_max_connections_per_domain;
+	int queue_max_messages_per_connection;
+	char *queue_relayhost;      /* "" or HOST[:PORT] */
+	char *queue_relayhost_user;
+	char *queue_relayhost_password_file; /* absolute, or "" */
+	char *queue_tls_ca_file;    /* absolute, or "": the system's */
+	char *queue_srs_domain;     /* "": hostname */
 
 	struct config_listen *listen;
 	int nlisten;

@@ -20,19 +20,17 @@
 
 struct buf;
 
-#define SMTP_LINE_MAX 2048          /* a command line, without CRLF */
+/*
+ * Limits a client controls. The configurable ones (struct config, keys
+ * smtp_*: command line length, message size, recipients, errors, data
+ * rate, timeouts, the pregreet delay) are not here.
+ */
 #define SMTP_AUTH_LINE_MAX 12288    /* a SASL response line (base64) */
-#define SMTP_ERRORS_MAX 20          /* bad commands before we hang up */
-/* Largest message, announced in SIZE and enforced while streaming. A
- * `max_message_size` configuration key is wanted (core/config.c). */
-#define SMTP_MESSAGE_MAX (50u * 1024 * 1024)
-#define SMTP_RCPTS_MAX 1000         /* recipients per transaction */
 #define SMTP_HEADER_MAX (256 * 1024) /* the top-level header section */
 #define SMTP_RECEIVED_MAX 50        /* Received: fields: more is a loop */
 #define SMTP_FLUSH_SIZE (256 * 1024) /* message bytes held before writing them out */
-/* On the MX port a new client address waits this long for the greeting;
- * one that talks first is refused. Addresses that passed are remembered. */
-#define SMTP_PREGREET_MS 500
+/* Client addresses that passed the MX pregreet test are remembered this
+ * long. */
 #define SMTP_PREGREET_TTL_S (24 * 3600)
 
 #define SMTP_LOCAL_MAX 64           /* octets of a local part (RFC 5321 4.5.3.1.1) */
@@ -63,7 +61,9 @@ enum {
 
 struct smtp_mail {
 	char *sender;               /* "" for <>; allocated */
-	uint64_t size;              /* SIZE=, 0 when not given */
+	uint64_t size;              /* SIZE=, 0 when not given (UINT64_MAX: too big
+	                             * to count; the session compares it with
+	                             * its limit) */
 	enum smtp_body body;
 	enum smtp_ret ret;
 	char *envid;                /* ENVID= as received (valid xtext), or NULL */
@@ -82,10 +82,11 @@ struct smtp_rcpt {
  * return 0 with the structure filled in (clear it with smtp_*_clear); on
  * error return -1 with *reply_r set to the whole reply line to send
  * (static). ext is a mask of SMTP_EXT_*. An address must be a plain
- * local@domain: source routes, IP literals, quoted local parts that are not
- * plain atoms, "%", "!", shell metacharacters, control characters and (without
- * SMTPUTF8) 8-bit octets are refused. RCPT TO:<postmaster> becomes
- * postmaster@postmaster_domain. */
+ * local@domain: source routes, IP literals, quoted local parts, "%", "!",
+ * shell metacharacters, NULs and other control characters, (without
+ * SMTPUTF8) 8-bit octets, local parts over 64 octets and domains over 255
+ * are refused with 501 or 553 and a text that says which. RCPT
+ * TO:<postmaster> becomes postmaster@postmaster_domain. */
 int smtp_parse_mail(const char *args, unsigned ext, struct smtp_mail *mail,
     const char **reply_r);
 int smtp_parse_rcpt(const char *args, unsigned ext, const char *postmaster_domain,
@@ -94,7 +95,7 @@ void smtp_mail_clear(struct smtp_mail *mail);
 void smtp_rcpt_clear(struct smtp_rcpt *rcpt);
 
 /* Checks an address (without angle brackets) by the rules above. 0 or -1
- * with *reply_r; what is "RCPT" or "MAIL" (the reply codes differ a little). */
+ * with *reply_r. */
 int smtp_address_check(const char *addr, size_t len, int smtputf8, const char **reply_r);
 
 /* --- message content (smtp_data.c) ------------------------------------- */

@@ -95,10 +95,16 @@ struct smtp_session {
 	struct smtp_txn *txn;
 	struct smtp_job *job;            /* in flight */
 	struct net_timer *timer;         /* pregreet */
+	struct net_timer *delay_timer;   /* the error delay (tarpit) */
+	struct net_timer *rate_timer;    /* smtp_min_data_rate, while a message comes */
+	uint64_t data_octets;            /* message octets read (DATA, BDAT) */
+	uint64_t rate_mark;              /* data_octets (and buffered) at the window's start */
 	uint64_t bdat_left;              /* octets of the current chunk still to read */
 	const char *bdat_reply;          /* a chunk read only to be refused */
 	int auth_failures;
 	int errors;
+	unsigned delaying : 1;           /* waiting out the error delay */
+	unsigned delay_done : 1;         /* ... done: the next command goes now */
 	unsigned esmtp : 1;
 	unsigned stopping : 1;           /* server shutdown: close when idle */
 	unsigned closed : 1;             /* net_conn_close called */
@@ -106,7 +112,13 @@ struct smtp_session {
 
 /* smtp_session.c */
 void smtp_reply(struct smtp_session *s, const char *line);
+/* Replies, and counts the reply as a client error. */
 void smtp_error(struct smtp_session *s, const char *line);
+/* Counts a client error (a bad command, a refused recipient). At
+ * smtp_hard_error_limit it says goodbye and closes: returns 1 then. From
+ * smtp_soft_error_limit on, every command is answered after
+ * smtp_error_delay. */
+int smtp_error_count(struct smtp_session *s);
 int smtp_is_submission(struct smtp_session *s);
 const char *smtp_host(struct smtp_session *s);
 void smtp_close_conn(struct smtp_session *s);
@@ -118,6 +130,9 @@ void smtp_job_start(struct smtp_session *s, struct smtp_job *job, smtp_job_fn *w
 struct smtp_job *smtp_job_new(struct smtp_session *s);
 
 /* smtp_txn.c */
+/* NULL when the data directory's file system has room for size more
+ * octets above smtp_min_free_space, else the 452 4.3.1 reply. */
+const char *smtp_disk_full(struct smtp_session *s, uint64_t size);
 void smtp_cmd_mail(struct smtp_session *s, char *args);
 void smtp_cmd_rcpt(struct smtp_session *s, char *args);
 void smtp_cmd_data(struct smtp_session *s, char *args);
@@ -127,7 +142,11 @@ void smtp_txn_reset(struct smtp_session *s);
 void smtp_txn_free(struct smtp_txn **txn, struct net_loop *loop);
 
 /* smtp_message.c */
+/* Starts reading the content (DATA: dotted 1; the first BDAT: 0), with
+ * the data timeout and the minimum data rate in force until the end. */
 void smtp_message_begin(struct smtp_session *s, int dotted);
+/* Back to command mode (the command timeout); stops the rate check. */
+void smtp_message_stop(struct smtp_session *s);
 /* Reads message content from the input; returns 1 to go on reading
  * commands, 0 when waiting for more input or for a job. */
 int smtp_message_read(struct smtp_session *s);

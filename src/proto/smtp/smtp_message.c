@@ -26,11 +26,66 @@ static const char *const reply_bare =
 static const char *const reply_write =
     "451 4.3.0 Error writing the message, try again later";
 
+/* --- the data timeout and the minimum data rate ------------------------ */
+
+/* A window is over: the client must have sent smtp_min_data_rate octets a
+ * second during it. Octets waiting in the input buffer count (they came);
+ * a window in which we were busy writing does not. */
+static void
+rate_check(void *arg)
+{
+	struct smtp_session *s = arg;
+	const struct config *cfg = s->cfg;
+	uint64_t seen, got;
+
+	if (s->closed)
+		return;
+	seen = s->data_octets + evbuffer_get_length(net_conn_input(s->conn));
+	got = seen - s->rate_mark;
+	s->rate_mark = seen;
+	if (s->job == NULL && got * 1000 < cfg->smtp_min_data_rate * cfg->smtp_data_rate_window_ms) {
+		log_info(s->txn != NULL ? s->txn->id : net_conn_id(s->conn), "event=slow-client "
+		    "session=%s ip=%s octets=%llu window_ms=%llu", net_conn_id(s->conn),
+		    net_conn_peer_ip(s->conn), (unsigned long long)got,
+		    (unsigned long long)cfg->smtp_data_rate_window_ms);
+		net_conn_printf(s->conn, "421 4.4.2 %s Data rate too low, closing connection\r\n",
+		    smtp_host(s));
+		smtp_close_conn(s);
+		return;
+	}
+	net_timer_start(s->rate_timer, cfg->smtp_data_rate_window_ms);
+}
+
+static void
+rate_start(struct smtp_session *s)
+{
+	const struct config *cfg = s->cfg;
+
+	if (cfg->smtp_min_data_rate == 0 || cfg->smtp_data_rate_window_ms == 0)
+		return;
+	if (s->rate_timer == NULL)
+		s->rate_timer = net_timer_new(net_conn_loop(s->conn), rate_check, s);
+	s->rate_mark = s->data_octets + evbuffer_get_length(net_conn_input(s->conn));
+	net_timer_start(s->rate_timer, cfg->smtp_data_rate_window_ms);
+}
+
+void
+smtp_message_stop(struct smtp_session *s)
+{
+	if (s->rate_timer != NULL)
+		net_timer_stop(s->rate_timer);
+	if (!s->closed)
+		net_conn_set_timeout(s->conn, s->cfg->timeout_smtp_ms);
+}
+
 void
 smtp_message_begin(struct smtp_session *s, int dotted)
 {
 	struct smtp_txn *txn = s->txn;
 	struct delivery_envelope *env = &txn->env;
+
+	net_conn_set_timeout(s->conn, s->cfg->timeout_smtp_data_ms);
+	rate_start(s);
 
 	smtp_data_init(&txn->data, dotted);
 	txn->bdat = !dotted;
@@ -125,9 +180,13 @@ content_add(struct smtp_session *s, const char *data, size_t len)
 	txn->size += len;
 	if (txn->reject != NULL || len == 0)
 		return;
-	if (txn->size > SMTP_MESSAGE_MAX) {
+	if (txn->size > s->cfg->smtp_max_message_size) {
+		/* The rest is read and dropped; what was written goes now. */
+		log_info(txn->id, "event=too-big session=%s limit=%llu", net_conn_id(s->conn),
+		    (unsigned long long)s->cfg->smtp_max_message_size);
 		txn->reject = reply_too_big;
 		buf_free(&txn->out);
+		delivery_msg_free(&txn->msg);
 		return;
 	}
 	if (txn->hdr_done) {
@@ -172,8 +231,11 @@ flush_done(struct smtp_session *s, struct smtp_job *job)
 {
 	struct smtp_txn *txn = s->txn;
 
-	if (job->result < 0 && txn->reject == NULL)
+	if (job->result < 0 && txn->reject == NULL) {
+		/* Nothing of it will be kept: free the space at once. */
 		txn->reject = reply_write;
+		delivery_msg_free(&txn->msg);
+	}
 	if (job->reply_chunk) {
 		s->state = SMTP_READY;
 		if (txn->reject != NULL) {
@@ -266,18 +328,24 @@ message_end(struct smtp_session *s)
 {
 	struct smtp_txn *txn = s->txn;
 	struct smtp_job *job;
+	const char *reject;
 
 	s->state = SMTP_READY;
+	smtp_message_stop(s);
 	if (!txn->hdr_done && txn->reject == NULL)
 		header_complete(s, txn->hdr.len);
 	if (txn->reject == NULL && (txn->data.bare_lf || txn->data.bare_cr) &&
 	    txn->mail.body != SMTP_BODY_BINARYMIME)
 		txn->reject = reply_bare;
-	if (txn->reject != NULL) {
+	if ((reject = txn->reject) != NULL) {
 		log_info(txn->id, "event=rejected session=%s size=%llu reason=\"%s\"",
-		    net_conn_id(s->conn), (unsigned long long)txn->size, txn->reject);
-		smtp_error(s, txn->reject);
+		    net_conn_id(s->conn), (unsigned long long)txn->size, reject);
 		smtp_txn_reset(s);
+		/* Our own failure is not the client's error. */
+		if (reject == reply_write)
+			smtp_reply(s, reject);
+		else
+			smtp_error(s, reject);
 		return;
 	}
 	job = smtp_job_new(s);
@@ -296,16 +364,24 @@ chunk_end(struct smtp_session *s)
 
 	s->state = SMTP_READY;
 	if (s->bdat_reply != NULL) {
-		smtp_error(s, s->bdat_reply);
+		/* 452 (no room) is not the client's error. */
+		if (s->bdat_reply[0] == '4')
+			smtp_reply(s, s->bdat_reply);
+		else
+			smtp_error(s, s->bdat_reply);
 		s->bdat_reply = NULL;
-		return 1;
+		return !s->closed;
 	}
 	if (txn->reject != NULL && txn->reject != reply_write) {
 		/* RFC 3030 4.2: the failed chunk ends the transaction. */
-		smtp_error(s, txn->reject);
+		const char *reject = txn->reject;
+
 		smtp_txn_reset(s);
-		return 1;
+		smtp_error(s, reject);
+		return !s->closed;
 	}
+	if (!txn->last)
+		net_conn_set_timeout(s->conn, s->cfg->timeout_smtp_ms);
 	if (txn->last) {
 		buf_reset(&txn->chunk);
 		smtp_data_finish(&txn->data, &txn->chunk);
@@ -349,6 +425,7 @@ smtp_message_read(struct smtp_session *s)
 		buf_reset(&txn->chunk);
 		used = smtp_data_feed(&txn->data, v.iov_base, n, &txn->chunk);
 		evbuffer_drain(in, used);
+		s->data_octets += used;
 		content_add(s, txn->chunk.data, txn->chunk.len);
 		if (s->state == SMTP_DATA && txn->data.done) {
 			message_end(s);

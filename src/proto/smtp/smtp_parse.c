@@ -360,13 +360,11 @@ smtp_parse_mail(const char *args, unsigned ext, struct smtp_mail *mail, const ch
 					*reply_r = "501 5.5.4 Syntax: SIZE=octets";
 					goto fail;
 				}
-				if (v > SMTP_MESSAGE_MAX)
-					continue;
-				v = v * 10 + (uint64_t)(pa->value[j] - '0');
-			}
-			if (v > SMTP_MESSAGE_MAX) {
-				*reply_r = "552 5.3.4 Message size exceeds fixed maximum message size";
-				goto fail;
+				/* Past what any limit can be: "too big". */
+				if (v > UINT64_MAX / 100)
+					v = UINT64_MAX;
+				else
+					v = v * 10 + (uint64_t)(pa->value[j] - '0');
 			}
 			mail->size = v;
 		} else if (key_is(pa, "BODY")) {

@@ -56,15 +56,57 @@ smtp_close_conn(struct smtp_session *s)
 	net_conn_close(s->conn);
 }
 
+int
+smtp_error_count(struct smtp_session *s)
+{
+	if (s->closed)
+		return 1;
+	if (++s->errors < s->cfg->smtp_hard_error_limit)
+		return 0;
+	log_info(net_conn_id(s->conn), "event=too-many-errors ip=%s errors=%d",
+	    net_conn_peer_ip(s->conn), s->errors);
+	net_conn_printf(s->conn, "421 4.7.0 %s Too many errors, closing connection\r\n",
+	    smtp_host(s));
+	smtp_close_conn(s);
+	return 1;
+}
+
 void
 smtp_error(struct smtp_session *s, const char *line)
 {
 	smtp_reply(s, line);
-	if (++s->errors >= SMTP_ERRORS_MAX && !s->closed) {
-		net_conn_printf(s->conn, "421 4.7.0 %s Too many errors, closing connection\r\n",
-		    smtp_host(s));
-		smtp_close_conn(s);
-	}
+	smtp_error_count(s);
+}
+
+/* --- the error delay ----------------------------------------------------- */
+
+static void
+smtp_delay_over(void *arg)
+{
+	struct smtp_session *s = arg;
+
+	s->delaying = 0;
+	s->delay_done = 1;
+	if (!s->closed)
+		net_conn_resume(s->conn);
+}
+
+/* 1 when the next command must wait: the session is paused and resumes
+ * when the delay is over (Postfix's smtpd_soft_error_limit). */
+static int
+smtp_delay(struct smtp_session *s)
+{
+	if (s->delay_done || s->errors < s->cfg->smtp_soft_error_limit ||
+	    s->cfg->smtp_error_delay_ms == 0)
+		return 0;
+	if (evbuffer_get_length(net_conn_input(s->conn)) == 0)
+		return 1;    /* nothing to answer yet */
+	if (s->delay_timer == NULL)
+		s->delay_timer = net_timer_new(net_conn_loop(s->conn), smtp_delay_over, s);
+	s->delaying = 1;
+	net_conn_pause(s->conn);
+	net_timer_start(s->delay_timer, s->cfg->smtp_error_delay_ms);
+	return 1;
 }
 
 /* --- jobs on the worker pool ------------------------------------------- */
@@ -166,7 +208,8 @@ cmd_ehlo(struct smtp_session *s, char *args)
 	s->state = SMTP_READY;
 	net_conn_printf(s->conn, "250-%s Hello %s\r\n", smtp_host(s), s->helo);
 	net_conn_puts(s->conn, "250-PIPELINING\r\n");
-	net_conn_printf(s->conn, "250-SIZE %u\r\n", SMTP_MESSAGE_MAX);
+	net_conn_printf(s->conn, "250-SIZE %llu\r\n",
+	    (unsigned long long)s->cfg->smtp_max_message_size);
 	net_conn_puts(s->conn, "250-8BITMIME\r\n250-SMTPUTF8\r\n250-CHUNKING\r\n"
 	    "250-BINARYMIME\r\n250-DSN\r\n");
 	if (!tls)
@@ -432,17 +475,22 @@ smtp_process(struct smtp_session *s)
 	while (!s->closed) {
 		size_t max;
 
-		if (s->state == SMTP_WAITING || s->state == SMTP_PREGREET || s->job != NULL)
+		if (s->state == SMTP_WAITING || s->state == SMTP_PREGREET || s->job != NULL ||
+		    s->delaying)
 			return;
 		if (s->state == SMTP_DATA || s->state == SMTP_BDAT) {
 			if (!smtp_message_read(s))
 				return;
 			continue;
 		}
-		max = s->state == SMTP_AUTH ? SMTP_AUTH_LINE_MAX : SMTP_LINE_MAX;
+		if (smtp_delay(s))
+			return;
+		max = s->state == SMTP_AUTH ? SMTP_AUTH_LINE_MAX :
+		    (size_t)s->cfg->smtp_max_line_length;
 		r = net_conn_read_line(s->conn, max, &line, &len);
 		if (r == 0)
 			return;
+		s->delay_done = 0;
 		if (r < 0) {
 			if (s->state == SMTP_AUTH) {
 				auth_request_free(&s->auth);
@@ -493,12 +541,12 @@ smtp_open(struct net_conn *conn)
 	s->ctx = net_conn_app(conn);
 	s->cfg = net_conn_config(conn);
 	net_conn_set_timeout(conn, s->cfg->timeout_smtp_ms);
-	if (net_conn_service(conn) == SERVICE_MX &&
+	if (net_conn_service(conn) == SERVICE_MX && s->cfg->smtp_pregreet_delay_ms > 0 &&
 	    !smtp_pregreet_passed(net_conn_peer_ip(conn))) {
 		/* Input is looked at (and refused) when it comes, not read. */
 		s->state = SMTP_PREGREET;
 		s->timer = net_timer_new(net_conn_loop(conn), smtp_pregreet_over, s);
-		net_timer_start(s->timer, SMTP_PREGREET_MS);
+		net_timer_start(s->timer, s->cfg->smtp_pregreet_delay_ms);
 		return s;
 	}
 	smtp_greet(s);
@@ -559,6 +607,8 @@ smtp_close(void *arg)
 	}
 	smtp_txn_free(&s->txn, NULL);
 	net_timer_free(&s->timer);
+	net_timer_free(&s->delay_timer);
+	net_timer_free(&s->rate_timer);
 	auth_request_free(&s->auth);
 	free(s->helo);
 	free(s->user);

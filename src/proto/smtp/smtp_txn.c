@@ -5,9 +5,11 @@
  * order.
  */
 #include <ctype.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/statvfs.h>
 
 #include "core/xmalloc.h"
 #include "proto/smtp/smtp_internal.h"
@@ -39,7 +41,32 @@ smtp_txn_free(struct smtp_txn **txnp, struct net_loop *loop)
 void
 smtp_txn_reset(struct smtp_session *s)
 {
+	smtp_message_stop(s);
 	smtp_txn_free(&s->txn, net_conn_loop(s->conn));
+}
+
+/* A statvfs is a quick call (Postfix's smtpd makes it at every MAIL too):
+ * not worth a trip to the worker pool. */
+const char *
+smtp_disk_full(struct smtp_session *s, uint64_t size)
+{
+	uint64_t reserve = s->cfg->smtp_min_free_space, avail;
+	struct statvfs st;
+
+	if (reserve == 0)
+		return NULL;
+	if (statvfs(s->cfg->data_dir, &st) < 0) {
+		log_warn(net_conn_id(s->conn), "event=statvfs-failed dir=%s reason=\"%s\"",
+		    s->cfg->data_dir, strerror(errno));
+		return NULL;
+	}
+	avail = (uint64_t)st.f_bavail * (uint64_t)st.f_frsize;
+	if (avail >= reserve && avail - reserve >= size)
+		return NULL;
+	log_warn(net_conn_id(s->conn), "event=disk-full dir=%s free=%llu reserve=%llu size=%llu",
+	    s->cfg->data_dir, (unsigned long long)avail, (unsigned long long)reserve,
+	    (unsigned long long)size);
+	return "452 4.3.1 Insufficient system storage, try again later";
 }
 
 /* --- MAIL -------------------------------------------------------------- */
@@ -64,8 +91,8 @@ mail_check_done(struct smtp_session *s, struct smtp_job *job)
 	if (job->result == 0) {
 		net_conn_printf(s->conn, "553 5.7.1 <%s>: Sender address is not owned by user "
 		    "%s\r\n", txn->mail.sender, s->user);
-		s->errors++;
 		smtp_txn_reset(s);
+		smtp_error_count(s);
 		return;
 	}
 	smtp_reply(s, "250 2.1.0 Ok");
@@ -93,6 +120,16 @@ smtp_cmd_mail(struct smtp_session *s, char *args)
 		ext |= SMTP_EXT_REQUIRETLS;
 	if (smtp_parse_mail(args, ext, &mail, &reply) < 0) {
 		smtp_error(s, reply);
+		return;
+	}
+	if (mail.size > s->cfg->smtp_max_message_size) {
+		smtp_mail_clear(&mail);
+		smtp_error(s, "552 5.3.4 Message size exceeds fixed maximum message size");
+		return;
+	}
+	if ((reply = smtp_disk_full(s, mail.size)) != NULL) {
+		smtp_mail_clear(&mail);
+		smtp_reply(s, reply);
 		return;
 	}
 	txn = s->txn = xcalloc(1, sizeof(*txn));
@@ -148,11 +185,7 @@ rcpt_done(struct smtp_session *s, struct smtp_job *job)
 		return;
 	}
 	/* Refused recipients count as errors: dictionary attacks end soon. */
-	if (++s->errors >= SMTP_ERRORS_MAX) {
-		net_conn_printf(s->conn, "421 4.7.0 %s Too many errors, closing connection\r\n",
-		    smtp_host(s));
-		smtp_close_conn(s);
-	}
+	smtp_error_count(s);
 }
 
 void
@@ -172,7 +205,7 @@ smtp_cmd_rcpt(struct smtp_session *s, char *args)
 		smtp_error(s, "503 5.5.1 RCPT not allowed after BDAT");
 		return;
 	}
-	if (txn->nrcpts >= SMTP_RCPTS_MAX) {
+	if (txn->nrcpts >= (size_t)s->cfg->smtp_max_recipients) {
 		smtp_reply(s, "452 4.5.3 Too many recipients");
 		return;
 	}
@@ -223,12 +256,18 @@ content_allowed(struct smtp_session *s, int bdat)
 void
 smtp_cmd_data(struct smtp_session *s, char *args)
 {
+	const char *reply;
+
 	if (*args != '\0') {
 		smtp_error(s, "501 5.5.4 Syntax: DATA");
 		return;
 	}
 	if (!content_allowed(s, 0))
 		return;
+	if ((reply = smtp_disk_full(s, s->txn->mail.size)) != NULL) {
+		smtp_reply(s, reply);
+		return;
+	}
 	smtp_reply(s, "354 End data with <CR><LF>.<CR><LF>");
 	smtp_message_begin(s, 1);
 	s->state = SMTP_DATA;
@@ -270,6 +309,8 @@ smtp_cmd_bdat(struct smtp_session *s, char *args)
 		s->bdat_reply = "503 5.5.1 Need MAIL command";
 	else if (s->txn->nrcpts == 0)
 		s->bdat_reply = "554 5.5.1 No valid recipients";
+	else if (!s->txn->bdat)
+		s->bdat_reply = smtp_disk_full(s, s->txn->mail.size);
 	if (s->bdat_reply != NULL) {
 		/* Read the chunk anyway, then refuse it. */
 		smtp_txn_reset(s);
@@ -277,5 +318,7 @@ smtp_cmd_bdat(struct smtp_session *s, char *args)
 	}
 	if (!s->txn->bdat)
 		smtp_message_begin(s, 0);
+	else
+		net_conn_set_timeout(s->conn, s->cfg->timeout_smtp_data_ms);
 	s->txn->last = last;
 }
