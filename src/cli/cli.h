@@ -33,6 +33,7 @@ cli_command_fn cmd_import_mail;   /* import maildir|mbox, from cmd_import */
 cli_command_fn cmd_mailbox;
 cli_command_fn cmd_message;
 cli_command_fn cmd_export;
+cli_command_fn cmd_queue;
 cli_command_fn cmd_config_reference;
 
 /* Loads the config (once); on failure prints the error and returns -1. */

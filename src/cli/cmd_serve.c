@@ -4,7 +4,9 @@
  * Order matters: bind the ports and read the keys as root, drop to the
  * configured user, then open the databases (so every file the daemon creates
  * belongs to that user) and start the I/O threads. The main thread then only
- * waits for signals: SIGHUP reloads, SIGTERM / SIGINT stop.
+ * waits for signals: SIGHUP reloads, SIGTERM / SIGINT stop, SIGUSR1 makes
+ * the queue runner take the requests of `petrel queue` (DATA/petrel.pid
+ * says whom to signal).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +28,7 @@
 #include "net/server.h"
 #include "proto/proto.h"
 #include "queue/queue.h"
+#include "queue/queue_runner.h"
 #include "store/store.h"
 
 static void
@@ -98,6 +101,27 @@ out:
 	return rc;
 }
 
+/* DATA/petrel.pid, for `petrel queue` to signal the daemon. */
+static char *
+write_pid_file(const struct config *cfg)
+{
+	char *path = xasprintf("%s/petrel.pid", cfg->data_dir);
+	char *tmp = xasprintf("%s.tmp", path);
+	FILE *fp = fopen(tmp, "w");
+
+	if (fp == NULL || fprintf(fp, "%d\n", (int)getpid()) < 0 || fclose(fp) != 0 ||
+	    rename(tmp, path) < 0) {
+		log_warn(NULL, "event=warning reason=\"cannot write %s: %s\"", path,
+		    strerror(errno));
+		unlink(tmp);
+		free(tmp);
+		free(path);
+		return NULL;
+	}
+	free(tmp);
+	return path;
+}
+
 static int
 daemonize(void)
 {
@@ -150,6 +174,9 @@ cmd_serve(struct cli *cli, int argc, char **argv)
 	struct proto_context ctx = { NULL, NULL, NULL, NULL };
 	struct auth_settings as;
 	struct net_server *srv;
+	struct delivery_services qsvc;
+	struct queue_runner *runner = NULL;
+	char *pid_path;
 	const struct config *cfg;
 	sigset_t sigs;
 	unsigned char secret[SERVE_SECRET_SIZE];
@@ -178,6 +205,7 @@ cmd_serve(struct cli *cli, int argc, char **argv)
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
 	for (i = 0; i < SERVICE_COUNT; i++)
@@ -241,7 +269,23 @@ cmd_serve(struct cli *cli, int argc, char **argv)
 	ctx.auth = auth_new(ctx.dir, &as);
 	auth_set_scram_secret(ctx.auth, secret, sizeof(secret));
 	OPENSSL_cleanse(secret, sizeof(secret));
+	qsvc.dir = ctx.dir;
+	qsvc.store = ctx.store;
+	qsvc.queue = ctx.queue;
+	qsvc.hostname = cfg->hostname;
+	if (queue_runner_start(cfg, &qsvc, &runner, &error) < 0) {
+		log_error(NULL, "event=start-failed reason=\"%s\"", error);
+		fprintf(stderr, "petrel: %s\n", error);
+		free(error);
+		auth_free(&ctx.auth);
+		queue_close(&ctx.queue);
+		store_close(&ctx.store);
+		directory_close(&ctx.dir);
+		net_server_free(&srv);
+		return 1;
+	}
 	net_server_start(srv);
+	pid_path = write_pid_file(cfg);
 	log_info(NULL, "event=ready version=%s hostname=%s listeners=%d io_threads=%d "
 	    "user=%s pid=%d", PETREL_VERSION, cfg->hostname, cfg->nlisten, cfg->io_threads,
 	    geteuid() == 0 ? "root" : cfg->user, (int)getpid());
@@ -253,11 +297,20 @@ cmd_serve(struct cli *cli, int argc, char **argv)
 			reload(srv, ctx.auth);
 			continue;
 		}
+		if (sig == SIGUSR1) {
+			queue_runner_wakeup(runner);
+			continue;
+		}
 		break;
 	}
 	log_info(NULL, "event=stopping signal=%s connections=%d", sig == SIGINT ? "INT" : "TERM",
 	    net_server_connections(srv));
 	net_server_shutdown(srv, net_server_config(srv)->shutdown_grace_ms);
+	queue_runner_stop(&runner);
+	if (pid_path != NULL) {
+		unlink(pid_path);
+		free(pid_path);
+	}
 	net_server_free(&srv);
 	auth_free(&ctx.auth);
 	queue_close(&ctx.queue);

@@ -29,6 +29,8 @@ static const struct {
 	  "mailbox list ADDR | create ADDR NAME | rename ADDR NAME NEWNAME | delete ADDR NAME" },
 	{ "message", cmd_message,
 	  "message list ADDR [--mailbox NAME] | show ADDR UID [--mailbox NAME]" },
+	{ "queue", cmd_queue,
+	  "queue list | show ID | flush [ID] | hold ID | release ID | delete ID | bounce ID" },
 	{ "config-reference", cmd_config_reference, "config-reference" },
 };
 

@@ -4,11 +4,21 @@
  */
 #include "queue/queue.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "core/buf.h"
+#include "core/log.h"
 #include "core/parse.h"
 #include "core/xmalloc.h"
 #include "queue/queue_backend.h"
@@ -16,9 +26,14 @@
 struct queue {
 	const struct queue_backend_ops *ops;
 	struct queue_backend *be;
+	char *req_dir;          /* DATA/queue/req: administrative requests */
+	pthread_mutex_t hook_lock;
+	queue_commit_fn *hook;
+	void *hook_arg;
 };
 
 struct queue_writer {
+	struct queue *q;
 	const struct queue_backend_ops *ops;
 	struct queue_backend_writer *bw;
 };
@@ -33,6 +48,15 @@ queue_open(const char *data_dir, struct queue **q_r, char **error_r)
 		free(q);
 		return -1;
 	}
+	q->req_dir = xasprintf("%s/queue/req", data_dir);
+	if (mkdir(q->req_dir, 0700) < 0 && errno != EEXIST) {
+		*error_r = xasprintf("%s: %s", q->req_dir, strerror(errno));
+		q->ops->close(q->be);
+		free(q->req_dir);
+		free(q);
+		return -1;
+	}
+	pthread_mutex_init(&q->hook_lock, NULL);
 	*q_r = q;
 	return 0;
 }
@@ -45,6 +69,8 @@ queue_close(struct queue **qp)
 	if (q == NULL)
 		return;
 	q->ops->close(q->be);
+	pthread_mutex_destroy(&q->hook_lock);
+	free(q->req_dir);
 	free(q);
 	*qp = NULL;
 }
@@ -54,6 +80,7 @@ queue_writer_new(struct queue *q, struct queue_writer **w_r, const char **error_
 {
 	struct queue_writer *w = xcalloc(1, sizeof(*w));
 
+	w->q = q;
 	w->ops = q->ops;
 	if (q->ops->writer_new(q->be, &w->bw, error_r) < 0) {
 		free(w);
@@ -82,7 +109,22 @@ queue_writer_commit(struct queue_writer *w, struct queue_envelope *env, const ch
 		*error_r = "invalid envelope";
 		return -1;
 	}
-	return w->ops->writer_commit(w->bw, env, error_r);
+	if (w->ops->writer_commit(w->bw, env, error_r) < 0)
+		return -1;
+	pthread_mutex_lock(&w->q->hook_lock);
+	if (w->q->hook != NULL)
+		w->q->hook(w->q->hook_arg, env);
+	pthread_mutex_unlock(&w->q->hook_lock);
+	return 0;
+}
+
+void
+queue_set_commit_hook(struct queue *q, queue_commit_fn *fn, void *arg)
+{
+	pthread_mutex_lock(&q->hook_lock);
+	q->hook = fn;
+	q->hook_arg = arg;
+	pthread_mutex_unlock(&q->hook_lock);
 }
 
 void
@@ -151,9 +193,31 @@ queue_envelope_clear(struct queue_envelope *env)
 		free(env->rcpts[i].address);
 		free(env->rcpts[i].orcpt);
 		free(env->rcpts[i].last_reply);
+		free(env->rcpts[i].remote_mta);
 	}
 	free(env->rcpts);
 	memset(env, 0, sizeof(*env));
+}
+
+void
+queue_envelope_copy(struct queue_envelope *dst, const struct queue_envelope *src)
+{
+	size_t i;
+
+	*dst = *src;
+	dst->sender = xstrdup(src->sender);
+	dst->envid = src->envid != NULL ? xstrdup(src->envid) : NULL;
+	dst->rcpts = xcalloc(src->nrcpts > 0 ? src->nrcpts : 1, sizeof(*dst->rcpts));
+	for (i = 0; i < src->nrcpts; i++) {
+		const struct queue_rcpt *s = &src->rcpts[i];
+		struct queue_rcpt *d = &dst->rcpts[i];
+
+		*d = *s;
+		d->address = xstrdup(s->address);
+		d->orcpt = s->orcpt != NULL ? xstrdup(s->orcpt) : NULL;
+		d->last_reply = s->last_reply != NULL ? xstrdup(s->last_reply) : NULL;
+		d->remote_mta = s->remote_mta != NULL ? xstrdup(s->remote_mta) : NULL;
+	}
 }
 
 void
@@ -248,7 +312,9 @@ bad:
  *   body 8bitmime
  *   smtputf8 0
  *   requiretls 0
+ *   hold 1                          (optional)
  *   rcpt to=b@example.net state=pending attempts=0 next=0 notify=24 orcpt=rfc822;b@example.net
+ *        (and, once tried: reply=... mta=... delayed=1)
  *   end
  *
  * "end" makes a truncated file detectable.
@@ -256,7 +322,7 @@ bad:
 
 static const char *const ret_names[] = { "none", "full", "hdrs" };
 static const char *const body_names[] = { "7bit", "8bitmime", "binarymime" };
-static const char *const state_names[] = { "pending", "delivered", "failed" };
+static const char *const state_names[] = { "pending", "delivered", "failed", "deferred" };
 
 void
 queue_envelope_format(struct buf *out, const struct queue_envelope *env)
@@ -274,6 +340,8 @@ queue_envelope_format(struct buf *out, const struct queue_envelope *env)
 	}
 	buf_printf(out, "ret %s\nbody %s\nsmtputf8 %d\nrequiretls %d\n", ret_names[env->ret],
 	    body_names[env->body], env->smtputf8 ? 1 : 0, env->requiretls ? 1 : 0);
+	if (env->hold)
+		buf_puts(out, "hold 1\n");
 	for (i = 0; i < env->nrcpts; i++) {
 		const struct queue_rcpt *r = &env->rcpts[i];
 
@@ -289,6 +357,12 @@ queue_envelope_format(struct buf *out, const struct queue_envelope *env)
 			buf_puts(out, " reply=");
 			queue_xtext_encode(out, r->last_reply);
 		}
+		if (r->remote_mta != NULL) {
+			buf_puts(out, " mta=");
+			queue_xtext_encode(out, r->remote_mta);
+		}
+		if (r->delayed)
+			buf_puts(out, " delayed=1");
 		buf_putc(out, '\n');
 	}
 	buf_puts(out, "end\n");
@@ -329,8 +403,12 @@ envelope_rcpt(char *val, struct queue_envelope *env)
 			dst = &r.orcpt;
 		} else if (strcmp(tok, "reply") == 0) {
 			dst = &r.last_reply;
+		} else if (strcmp(tok, "mta") == 0) {
+			dst = &r.remote_mta;
+		} else if (strcmp(tok, "delayed") == 0) {
+			r.delayed = strcmp(eq, "1") == 0;
 		} else if (strcmp(tok, "state") == 0) {
-			if ((idx = name_index(state_names, 3, eq)) < 0)
+			if ((idx = name_index(state_names, 4, eq)) < 0)
 				goto bad;
 			r.state = (enum queue_rcpt_state)idx;
 		} else if (strcmp(tok, "attempts") == 0) {
@@ -361,6 +439,7 @@ bad:
 	free(r.address);
 	free(r.orcpt);
 	free(r.last_reply);
+	free(r.remote_mta);
 	return -1;
 }
 
@@ -421,6 +500,8 @@ queue_envelope_parse(const char *text, size_t len, struct queue_envelope *env)
 			env->smtputf8 = strcmp(val, "1") == 0;
 		} else if (strcmp(line, "requiretls") == 0) {
 			env->requiretls = strcmp(val, "1") == 0;
+		} else if (strcmp(line, "hold") == 0) {
+			env->hold = strcmp(val, "1") == 0;
 		} else if (strcmp(line, "rcpt") == 0) {
 			if (envelope_rcpt(val, env) < 0)
 				goto bad;
@@ -436,4 +517,110 @@ bad:
 	free(copy);
 	queue_envelope_clear(env);
 	return -1;
+}
+
+/* --- administrative requests -------------------------------------------- */
+
+/*
+ * One file per request in DATA/queue/req, named <time>.<random> so that
+ * names sort by age, holding "verb id\n". Written to a temporary name and
+ * renamed, so the daemon never reads half a request.
+ */
+
+static int
+verb_valid(const char *verb)
+{
+	static const char *const verbs[] = { "flush", "hold", "release", "delete", "bounce" };
+	size_t i;
+
+	for (i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+		if (strcmp(verb, verbs[i]) == 0)
+			return 1;
+	return 0;
+}
+
+int
+queue_request_post(struct queue *q, const char *verb, const char *id, char *name_r,
+    size_t name_size, const char **error_r)
+{
+	char rnd[LOG_ID_SIZE], tmp[96], *path, *tpath, line[64];
+	int fd, n;
+
+	if (!verb_valid(verb) || (id[0] != '\0' && !queue_id_valid(id))) {
+		*error_r = "invalid request";
+		return -1;
+	}
+	log_new_id(rnd);
+	snprintf(name_r, name_size, "%014lld.%s", (long long)time(NULL), rnd);
+	snprintf(tmp, sizeof(tmp), ".%s.tmp", name_r);
+	n = snprintf(line, sizeof(line), "%s %s\n", verb, id);
+	path = xasprintf("%s/%s", q->req_dir, name_r);
+	tpath = xasprintf("%s/%s", q->req_dir, tmp);
+	fd = open(tpath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0 || write(fd, line, (size_t)n) != n || fsync(fd) < 0 || close(fd) < 0 ||
+	    rename(tpath, path) < 0) {
+		*error_r = "cannot write a queue request";
+		unlink(tpath);
+		free(path);
+		free(tpath);
+		return -1;
+	}
+	free(path);
+	free(tpath);
+	return 0;
+}
+
+int
+queue_request_pending(struct queue *q, const char *name)
+{
+	char *path = xasprintf("%s/%s", q->req_dir, name);
+	int r = access(path, F_OK) == 0;
+
+	free(path);
+	return r;
+}
+
+int
+queue_request_take(struct queue *q, char *verb, size_t verb_size, char *id, size_t id_size,
+    const char **error_r)
+{
+	DIR *d = opendir(q->req_dir);
+	struct dirent *de;
+	char best[NAME_MAX + 1] = "", line[128], *path, *sp;
+	ssize_t n;
+	int fd;
+
+	if (d == NULL) {
+		*error_r = "cannot read the queue requests";
+		return -1;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (best[0] == '\0' || strcmp(de->d_name, best) < 0)
+			snprintf(best, sizeof(best), "%s", de->d_name);
+	}
+	closedir(d);
+	if (best[0] == '\0')
+		return 0;
+	path = xasprintf("%s/%s", q->req_dir, best);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	n = fd >= 0 ? read(fd, line, sizeof(line) - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	unlink(path);
+	free(path);
+	verb[0] = id[0] = '\0';
+	if (n <= 0)
+		return 1;   /* gone or empty: an empty request */
+	line[n] = '\0';
+	line[strcspn(line, "\n")] = '\0';
+	sp = strchr(line, ' ');
+	if (sp != NULL)
+		*sp++ = '\0';
+	if (!verb_valid(line) || (sp != NULL && *sp != '\0' && !queue_id_valid(sp)))
+		return 1;
+	snprintf(verb, verb_size, "%s", line);
+	snprintf(id, id_size, "%s", sp != NULL ? sp : "");
+	return 1;
 }

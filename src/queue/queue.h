@@ -21,7 +21,7 @@
  * client (static or owned by the queue for the calling thread until its next
  * call).
  *
- * Delivery to remote servers is not implemented yet: messages stay queued.
+ * Delivery is queue_runner.h's job; this is the storage it works on.
  */
 #ifndef PETREL_QUEUE_QUEUE_H
 #define PETREL_QUEUE_QUEUE_H
@@ -49,9 +49,10 @@ enum queue_ret { QUEUE_RET_NONE, QUEUE_RET_FULL, QUEUE_RET_HDRS };
 enum queue_body { QUEUE_BODY_7BIT, QUEUE_BODY_8BITMIME, QUEUE_BODY_BINARYMIME };
 
 enum queue_rcpt_state {
-	QUEUE_RCPT_PENDING,     /* to be delivered */
+	QUEUE_RCPT_PENDING,     /* to be delivered, not tried yet */
 	QUEUE_RCPT_DELIVERED,   /* done */
 	QUEUE_RCPT_FAILED,      /* given up (a DSN was or is to be sent) */
+	QUEUE_RCPT_DEFERRED,    /* tried, failed temporarily: next_attempt, last_reply */
 };
 
 struct queue_rcpt {
@@ -62,6 +63,8 @@ struct queue_rcpt {
 	unsigned attempts;
 	int64_t next_attempt;   /* Unix time; 0: as soon as possible */
 	char *last_reply;       /* the last remote reply or error, or NULL */
+	char *remote_mta;       /* the server that gave last_reply, or NULL */
+	int delayed;            /* a "delayed" DSN was sent */
 };
 
 struct queue_envelope {
@@ -72,6 +75,7 @@ struct queue_envelope {
 	enum queue_body body;
 	int smtputf8;
 	int requiretls;         /* RFC 8689: deliver only over verified TLS */
+	int hold;               /* set by `petrel queue hold`: not tried */
 	int64_t arrival;        /* Unix time */
 	uint64_t size;          /* octets of the message file */
 	struct queue_rcpt *rcpts;
@@ -112,7 +116,28 @@ int queue_message_open(struct queue *q, const char *id, const char **error_r);
  * it was not there. */
 int queue_remove(struct queue *q, const char *id, const char **error_r);
 
+/* Called after every successful queue_writer_commit, on the committing
+ * thread, with the committed envelope (valid during the call only). The
+ * queue runner uses it to start delivery at once. */
+typedef void queue_commit_fn(void *arg, const struct queue_envelope *env);
+void queue_set_commit_hook(struct queue *q, queue_commit_fn *fn, void *arg);
+
+/* Administrative requests (`petrel queue hold ID` ...) for the daemon: a
+ * request is stored durably, then the daemon takes them (at start and on
+ * SIGUSR1) and applies them. verb is "flush", "hold", "release", "delete"
+ * or "bounce"; id may be "" for every message (flush only). */
+int queue_request_post(struct queue *q, const char *verb, const char *id,
+    char *name_r, size_t name_size, const char **error_r);
+/* 1 while the request file name_r of queue_request_post is not taken yet. */
+int queue_request_pending(struct queue *q, const char *name);
+/* Takes the oldest waiting request: 1 with verb and id filled in (and
+ * the request removed), 0 when none waits, -1 on error. */
+int queue_request_take(struct queue *q, char *verb, size_t verb_size, char *id,
+    size_t id_size, const char **error_r);
+
 void queue_envelope_clear(struct queue_envelope *env);
+/* Deep copy. */
+void queue_envelope_copy(struct queue_envelope *dst, const struct queue_envelope *src);
 void queue_envelopes_free(struct queue_envelope **list, size_t count);
 
 /* xtext (RFC 3461 4): bytes outside "!".."~", "+" and "=" as "+HH". */
