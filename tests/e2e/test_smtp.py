@@ -152,17 +152,47 @@ def test_relay_probes_refused(srv):
     assert len(queued(srv)) == nqueued
 
 
-@pytest.mark.parametrize("addr", ["a`id`@example.test", "a$(id)@example.test",
-                                  "a|b@example.test", "a;b@example.test",
-                                  "a&b@example.test", "x" * 65 + "@example.test",
-                                  "a@" + "b" * 64 + ".test", "j\u00f6rg@example.test"])
-def test_bad_addresses(srv, addr):
+BAD_ADDRESSES = [
+    ("a`id`@example.test", "Shell metacharacters"),
+    ("a$(id)@example.test", "Shell metacharacters"),
+    ("a|b@example.test", "Shell metacharacters"),
+    ("|/bin/sh@example.test", "Shell metacharacters"),
+    ("a;b@example.test", "Shell metacharacters"),
+    ("a&b@example.test", "Shell metacharacters"),
+    ("a@exa`id`mple.test", "Shell metacharacters"),
+    ("x" * 65 + "@example.test", "Local part too long"),
+    ("a@" + "b" * 64 + ".test", "Domain label too long"),
+    ("a@" + ".".join(["b" * 60] * 5), "Domain too long"),
+    ("j\u00f6rg@example.test", "needs SMTPUTF8"),
+    ("jorg@\u00e9xample.test", "needs SMTPUTF8"),
+    ("a\x01b@example.test", "Control character"),
+]
+
+
+@pytest.mark.parametrize("addr,why", BAD_ADDRESSES, ids=range(len(BAD_ADDRESSES)))
+def test_bad_addresses(srv, addr, why):
     with mx_session(srv) as c:
         code, lines = c.smtp("MAIL FROM:<%s>" % addr)
-        assert code in (501, 553), (addr, lines)
+        assert code in (501, 553) and why in lines[0], (addr, lines)
         assert c.smtp("MAIL FROM:<s@remote.test>")[0] == 250
         code, lines = c.smtp("RCPT TO:<%s>" % addr)
-        assert code in (501, 553), (addr, lines)
+        assert code in (501, 553) and why in lines[0], (addr, lines)
+
+
+def test_nul_in_address(srv):
+    before = inbox_count(srv, DEMO_USER)
+    with mx_session(srv) as c:
+        c.send(b"MAIL FROM:<a\0b@remote.test>\r\n")
+        code, lines = c.smtp_reply()
+        assert code == 501 and "NUL byte in address" in lines[0], lines
+        assert c.smtp("MAIL FROM:<s@remote.test>")[0] == 250
+        c.send(b"RCPT TO:<demo\0@example.test>\r\n")
+        code, lines = c.smtp_reply()
+        assert code == 501 and "NUL byte in address" in lines[0], lines
+        c.send(b"NO\0OP\r\n")
+        assert c.smtp_reply()[0] == 500
+        assert c.smtp("DATA")[0] == 554                 # nobody accepted
+    assert inbox_count(srv, DEMO_USER) == before
 
 
 def test_smtputf8(srv):

@@ -197,21 +197,101 @@ test_address_limits(void **state)
 	memset(addr, 'a', 65);
 	strcpy(addr + 65, "@c.example");
 	assert_int_equal(smtp_address_check(addr, strlen(addr), 0, &reply), -1);
-	assert_string_equal(reply, "553 5.1.3 Local part too long");
+	assert_string_equal(reply, "553 5.1.3 Local part too long (at most 64 octets)");
 	memset(addr, 'a', 64);
 	strcpy(addr + 64, "@c.example");
 	assert_int_equal(smtp_address_check(addr, strlen(addr), 0, &reply), 0);
+	/* A label is at most 63 octets. */
 	strcpy(addr, "a@");
 	memset(addr + 2, 'b', 64);
 	strcpy(addr + 66, ".example");
 	assert_int_equal(smtp_address_check(addr, strlen(addr), 0, &reply), -1);
+	assert_string_equal(reply, "553 5.1.3 Domain label too long");
 	assert_int_equal(smtp_address_check("a\0b@c.example", 13, 0, &reply), -1);
 	assert_string_equal(reply, "501 5.5.2 NUL byte in address");
-	memset(addr, 'a', 300);
-	addr[300] = '\0';
-	addr[10] = '@';
-	assert_int_equal(smtp_address_check(addr, 300, 0, &reply), -1);
-	assert_string_equal(reply, "553 5.1.3 Address too long");
+	assert_int_equal(smtp_address_check("ab@c.exam\0ple", 13, 0, &reply), -1);
+	assert_string_equal(reply, "501 5.5.2 NUL byte in address");
+	/* A domain of 256 octets (labels of 63). */
+	strcpy(addr, "a@");
+	memset(addr + 2, 'b', 256);
+	addr[2 + 256] = '\0';
+	addr[2 + 63] = addr[2 + 127] = addr[2 + 191] = '.';
+	assert_int_equal(smtp_address_check(addr, strlen(addr), 0, &reply), -1);
+	assert_string_equal(reply, "553 5.1.3 Domain too long (at most 255 octets)");
+	/* 64 + 1 + 189 = 254 octets: the most a path (with <>) holds. */
+	memset(addr, 'a', 64);
+	addr[64] = '@';
+	memset(addr + 65, 'b', 189);
+	addr[65 + 189] = '\0';
+	addr[65 + 63] = addr[65 + 127] = '.';
+	assert_int_equal(smtp_address_check(addr, 254, 0, &reply), 0);
+	addr[254] = 'c';
+	addr[255] = '\0';
+	assert_int_equal(smtp_address_check(addr, 255, 0, &reply), -1);
+	assert_string_equal(reply, "553 5.1.3 Address too long (at most 254 octets)");
+}
+
+/* Shell metacharacters, control characters and 8-bit octets, alone and in
+ * the local part and in the domain. */
+static void
+test_address_characters(void **state)
+{
+	static const struct {
+		const char *addr;
+		int smtputf8;
+		const char *reply;  /* NULL: accepted */
+	} cases[] = {
+		{ "a|b@c.example", 0, "553 5.1.3 Shell metacharacters" },
+		{ "|/bin/sh@c.example", 0, "553 5.1.3 Shell metacharacters" },
+		{ "a`id`@c.example", 0, "553 5.1.3 Shell metacharacters" },
+		{ "a$(id)@c.example", 0, "553 5.1.3 Shell metacharacters" },
+		{ "a${IFS}@c.example", 0, "553 5.1.3 Shell metacharacters" },
+		{ "a&b@c.example", 0, "553 5.1.3 Shell metacharacters" },
+		{ "a;b@c.example", 0, "553 5.1.3 Shell metacharacters" },
+		{ "a<b@c.example", 0, "553 5.1.3 Shell metacharacters" },
+		{ "a>b@c.example", 0, "553 5.1.3 Shell metacharacters" },
+		{ "a\\b@c.example", 0, "553 5.1.3 Shell metacharacters" },
+		{ "ab@c`id`.example", 0, "553 5.1.3 Shell metacharacters" },
+		{ "ab@c|d.example", 0, "553 5.1.3 Shell metacharacters" },
+		{ "ab@c$d.example", 0, "553 5.1.3 Shell metacharacters" },
+		{ "a,b@c.example", 0, "553 5.1.3 Invalid character in local part" },
+		{ "a\x01b@c.example", 0, "553 5.1.3 Control character" },
+		{ "a\x7f@c.example", 0, "553 5.1.3 Control character" },
+		{ "a\r\nRCPT@c.example", 0, "553 5.1.3 Control character" },
+		{ "j\xc3\xb6rg@c.example", 0, "553 5.6.7 Non-ASCII address needs SMTPUTF8" },
+		{ "jorg@\xc3\xa9.example", 0, "553 5.6.7 Non-ASCII address needs SMTPUTF8" },
+		{ "j\xf6rg@c.example", 0, "553 5.6.7 Non-ASCII address needs SMTPUTF8" },
+		{ "j\xc3\xb6rg@c.example", 1, NULL },
+		{ "jorg@\xc3\xa9.example", 1, NULL },
+		{ "j\xf6rg@c.example", 1, "553 5.6.7 Invalid UTF-8" },
+		{ "j\xed\xa0\x80@c.example", 1, "553 5.6.7 Invalid UTF-8" },     /* a surrogate */
+		{ "j\xc0\xaf@c.example", 1, "553 5.6.7 Invalid UTF-8" },         /* overlong */
+		{ "o'brien+x=y?z#^_~*/@c.example", 0, NULL },
+	};
+	const char *reply;
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int r = smtp_address_check(cases[i].addr, strlen(cases[i].addr),
+		    cases[i].smtputf8, &reply);
+
+		if (cases[i].reply == NULL) {
+			if (r != 0)
+				fail_msg("%s: refused: %s", cases[i].addr, reply);
+		} else if (r == 0 || strncmp(reply, cases[i].reply, strlen(cases[i].reply)) != 0) {
+			fail_msg("%s: got \"%s\", want %s", cases[i].addr, r == 0 ? "OK" : reply,
+			    cases[i].reply);
+		}
+	}
+	/* Through the RCPT parser: 8-bit needs the MAIL's SMTPUTF8. */
+	assert_string_equal(rcpt_reply("TO:<j\xc3\xb6rg@c.example>", SMTP_EXT_ESMTP),
+	    "553 5.6.7 Non-ASCII address needs SMTPUTF8");
+	assert_string_equal(rcpt_reply("TO:<j\xc3\xb6rg@c.example>",
+	    SMTP_EXT_ESMTP | SMTP_EXT_SMTPUTF8), "OK j\xc3\xb6rg@c.example 0 -");
+	assert_string_equal(rcpt_reply("TO:<a|b@c.example>", SMTP_EXT_ESMTP),
+	    "553 5.1.3 Shell metacharacters are not allowed in addresses");
+	assert_string_equal(mail_reply("FROM:<a`id`@c.example>", SMTP_EXT_ESMTP),
+	    "553 5.1.3 Shell metacharacters are not allowed in addresses");
 }
 
 /* --- DATA -------------------------------------------------------------- */
@@ -468,6 +548,7 @@ main(void)
 		cmocka_unit_test(test_mail_refused),
 		cmocka_unit_test(test_rcpt),
 		cmocka_unit_test(test_address_limits),
+		cmocka_unit_test(test_address_characters),
 		cmocka_unit_test(test_data_end),
 		cmocka_unit_test(test_data_smuggling),
 		cmocka_unit_test(test_data_bdat),

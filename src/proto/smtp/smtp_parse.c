@@ -76,7 +76,15 @@ utf8_seq(const unsigned char *s, size_t len)
 static int
 local_char(unsigned char c)
 {
-	return isalnum(c) || strchr("#'*+-/=?^_~.", c) != NULL;
+	return c != '\0' && (isalnum(c) || strchr("#'*+-/=?^_~.", c) != NULL);
+}
+
+/* What a shell (a .forward pipe, a careless script) would interpret:
+ * refused with a text that says so. */
+static int
+shell_char(unsigned char c)
+{
+	return c != '\0' && strchr("|`$&;<>(){}\\", c) != NULL;
 }
 
 int
@@ -87,10 +95,6 @@ smtp_address_check(const char *addr, size_t len, int smtputf8, const char **repl
 
 	if (memchr(addr, '\0', len) != NULL) {
 		*reply_r = "501 5.5.2 NUL byte in address";
-		return -1;
-	}
-	if (len + 2 > SMTP_PATH_MAX) {
-		*reply_r = "553 5.1.3 Address too long";
 		return -1;
 	}
 	if (len > 0 && a[0] == '@') {
@@ -130,7 +134,15 @@ smtp_address_check(const char *addr, size_t len, int smtputf8, const char **repl
 		return -1;
 	}
 	if (at > SMTP_LOCAL_MAX) {
-		*reply_r = "553 5.1.3 Local part too long";
+		*reply_r = "553 5.1.3 Local part too long (at most 64 octets)";
+		return -1;
+	}
+	if (len - at - 1 > SMTP_DOMAIN_MAX) {
+		*reply_r = "553 5.1.3 Domain too long (at most 255 octets)";
+		return -1;
+	}
+	if (len + 2 > SMTP_PATH_MAX) {
+		*reply_r = "553 5.1.3 Address too long (at most 254 octets)";
 		return -1;
 	}
 	for (i = 0; i < at; i += n) {
@@ -150,6 +162,10 @@ smtp_address_check(const char *addr, size_t len, int smtputf8, const char **repl
 			}
 			continue;
 		}
+		if (shell_char(a[i])) {
+			*reply_r = "553 5.1.3 Shell metacharacters are not allowed in addresses";
+			return -1;
+		}
 		if (!local_char(a[i])) {
 			*reply_r = "553 5.1.3 Invalid character in local part";
 			return -1;
@@ -168,10 +184,6 @@ smtp_address_check(const char *addr, size_t len, int smtputf8, const char **repl
 		*reply_r = "553 5.7.1 Address literals are not accepted";
 		return -1;
 	}
-	if (len - i > SMTP_DOMAIN_MAX) {
-		*reply_r = "553 5.1.3 Domain too long";
-		return -1;
-	}
 	for (; i <= len; i += n) {
 		n = 1;
 		if (i == len || a[i] == '.') {
@@ -188,7 +200,9 @@ smtp_address_check(const char *addr, size_t len, int smtputf8, const char **repl
 				return -1;
 			}
 		} else if (!isalnum(a[i]) && !(a[i] == '-' && label > 0)) {
-			*reply_r = "553 5.1.3 Invalid character in domain";
+			*reply_r = shell_char(a[i]) ?
+			    "553 5.1.3 Shell metacharacters are not allowed in addresses" :
+			    "553 5.1.3 Invalid character in domain";
 			return -1;
 		}
 		label += n;

@@ -433,11 +433,19 @@ smtp_command(struct smtp_session *s, char *line, size_t len)
 	char *args;
 	size_t i, n;
 
+	n = strcspn(line, " ");
 	if (strlen(line) != len) {
-		smtp_error(s, "500 5.5.2 NUL byte in command");
+		/* In the verb: not a command. After it: bad arguments, and the
+		 * address is where a NUL would do harm. */
+		if (line[n] != ' ')
+			smtp_error(s, "500 5.5.2 NUL byte in command");
+		else if ((n == 4 && strncasecmp(line, "MAIL", 4) == 0) ||
+		    (n == 4 && strncasecmp(line, "RCPT", 4) == 0))
+			smtp_error(s, "501 5.5.2 NUL byte in address");
+		else
+			smtp_error(s, "501 5.5.2 NUL byte in arguments");
 		return;
 	}
-	n = strcspn(line, " ");
 	args = line + n;
 	while (*args == ' ')
 		args++;
