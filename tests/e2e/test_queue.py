@@ -8,6 +8,7 @@ to a second Petrel B (and to Postfix when it is installed).
     127.0.0.4   Postfix (pf.test), when installed
     127.0.0.5   a hostile SMTP server (hostile.test)
     127.0.0.6   down.test: nothing listens until the test starts Petrel C
+    127.0.0.7   crash.test: likewise, for the SIGKILL test
     127.0.0.9   down.multi.test: nothing listens (multi.test's first MX)
 
 Every destination listens on the same port P (A's queue_smtp_port).
@@ -34,8 +35,8 @@ from conftest import (DEMO_PASSWORD, DEMO_USER, Petrel, allocate_port_base, run,
                       wait_for, _running)
 
 DNS_IP = "127.0.0.53"
-B_IP, PF_IP, HOSTILE_IP, DOWN_IP, DEAD_IP = (
-    "127.0.0.3", "127.0.0.4", "127.0.0.5", "127.0.0.6", "127.0.0.9")
+B_IP, PF_IP, HOSTILE_IP, DOWN_IP, CRASH_IP, DEAD_IP = (
+    "127.0.0.3", "127.0.0.4", "127.0.0.5", "127.0.0.6", "127.0.0.7", "127.0.0.9")
 
 
 def free_port(ips):
@@ -74,6 +75,9 @@ def zone(port_unused=None):
         "mx.hostile.test. A %s" % HOSTILE_IP,
         "down.test. MX 10 mx.down.test.",
         "mx.down.test. A %s" % DOWN_IP,
+        "crash.test. MX 10 mx.crash.test.",
+        "mx.crash.test. A %s" % CRASH_IP,
+        "dead.test. MX 10 down.multi.test.",
     ]
 
 
@@ -134,7 +138,7 @@ def dns(e2e_root):
 
 @pytest.fixture(scope="module")
 def mx_port():
-    return free_port([B_IP, PF_IP, HOSTILE_IP, DOWN_IP, DEAD_IP])
+    return free_port([B_IP, PF_IP, HOSTILE_IP, DOWN_IP, CRASH_IP, DEAD_IP])
 
 
 def make_petrel(factory, name, hostname, mx_ip, mx_port, config=None, domains=(),
@@ -144,9 +148,10 @@ def make_petrel(factory, name, hostname, mx_ip, mx_port, config=None, domains=()
     p = Petrel(factory.root, name)
     factory.made.append(p)
     p.init(hostname=hostname)
-    text = re.sub(r"^listen = mx .*$", "listen = mx %s:%d" % (mx_ip, mx_port),
-                  p.config_text(), flags=re.M)
-    p.write_config(text)
+    if mx_ip is not None:
+        text = re.sub(r"^listen = mx .*$", "listen = mx %s:%d" % (mx_ip, mx_port),
+                      p.config_text(), flags=re.M)
+        p.write_config(text)
     base = {"log": "stderr", "log_level": "debug"}
     base.update(config or {})
     p.set_config(**base)
@@ -193,14 +198,19 @@ def submit(p, rcpts, subject="hello", body="Hello there.\r\n", sender=DEMO_USER,
 
 def mailbox(p, address):
     """The messages in address's INBOX, as email.message objects."""
-    r = p.cli("message", "list", address, json=True)
-    listing = json.loads(r.stdout)
-    items = listing if isinstance(listing, list) else listing.get("messages", [])
-    out = []
-    for m in items:
-        raw = p.cli("message", "show", address, str(m["uid"])).stdout
-        out.append(email.message_from_string(raw, policy=email.policy.default))
-    return out
+    for attempt in range(50):
+        r = p.cli("message", "list", address, json=True, expect=None)
+        if r.returncode != 0:   # the store is busy with a delivery: again
+            time.sleep(0.2)
+            continue
+        listing = json.loads(r.stdout)
+        items = listing if isinstance(listing, list) else listing.get("messages", [])
+        out = []
+        for m in items:
+            raw = p.cli("message", "show", address, str(m["uid"])).stdout
+            out.append(email.message_from_string(raw, policy=email.policy.default))
+        return out
+    raise AssertionError("cannot list %s: %s" % (address, r.stderr))
 
 
 def wait_mail(p, address, count=1, timeout=30):
@@ -227,7 +237,7 @@ def hosts(module_factory, dns, mx_port):
                     domains=["dest.test", "nomx.test"],
                     accounts=["rcpt@dest.test", "other@dest.test", "relay@dest.test",
                               "a@nomx.test"])
-    a = make_petrel(module_factory, "A", "a.test", "127.0.0.1", allocate_port_base() + 25,
+    a = make_petrel(module_factory, "A", "a.test", None, None,
                     config=sender_config(dns, mx_port), accounts=[DEMO_USER])
     return a, b
 
@@ -309,3 +319,189 @@ def test_null_mx_bounces_at_once(hosts):
     assert rcpts[0]["Status"] == "5.1.10"
     assert rcpts[0]["Action"] == "failed"
     wait_queue_empty(a)
+
+
+def queue_ids(p):
+    return [e["id"] for e in queue_list(p)]
+
+
+def wait_deferred(p, address, timeout=30):
+    def deferred():
+        for e in queue_list(p):
+            for r in e["recipients"]:
+                if r["address"] == address and r["state"] == "deferred":
+                    return e
+        return None
+    e = wait_for(deferred, timeout=timeout, interval=0.3)
+    assert e, "no deferral for %s: %s\n%s" % (address, queue_list(p), p.log_tail())
+    return e
+
+
+def test_down_destination_defers_notifies_then_delivers(module_factory, dns, mx_port):
+    a = make_petrel(module_factory, "A2", "a2.test", None, None,
+                    config=sender_config(dns, mx_port, queue_delay_notice="2s"),
+                    accounts=[DEMO_USER])
+    submit(a, ["u@down.test"], subject="while down")
+    e = wait_deferred(a, "u@down.test")
+    r = e["recipients"][0]
+    assert r["attempts"] >= 1 and "connect" in r["last_reply"].lower(), r
+    # a delay notice once the message is older than queue_delay_notice
+    msgs = wait_mail(a, DEMO_USER, 1, timeout=30)
+    head, rcpts = dsn_parts(msgs[0])
+    assert rcpts[0]["Action"] == "delayed"
+    assert rcpts[0]["Status"].startswith("4.")
+    assert "Will-Retry-Until" in rcpts[0]
+    # the destination comes up: the next retry (or a flush) delivers
+    c = make_petrel(module_factory, "C", "mx.down.test", DOWN_IP, mx_port,
+                    domains=["down.test"], accounts=["u@down.test"])
+    a.cli("queue", "flush")
+    got = wait_mail(c, "u@down.test")
+    assert got[0]["Subject"] == "while down"
+    wait_queue_empty(a)
+    # only one delay notice
+    assert len(mailbox(a, DEMO_USER)) == 1
+
+
+def test_survives_sigkill(module_factory, dns, mx_port):
+    a = make_petrel(module_factory, "A3", "a3.test", None, None, config=sender_config(dns, mx_port),
+                    accounts=[DEMO_USER])
+    subjects = ["crash %d" % i for i in range(20)]
+    for subj in subjects:
+        submit(a, ["v@crash.test"], subject=subj)
+    wait_for(lambda: len(queue_list(a)) == 20 and all(
+        r["state"] == "deferred" for e in queue_list(a) for r in e["recipients"]),
+        timeout=30, interval=0.3)
+    a.kill()        # SIGKILL
+    assert len(queue_list(a)) == 20
+    e = make_petrel(module_factory, "E", "mx.crash.test", CRASH_IP, mx_port,
+                    domains=["crash.test"], accounts=["v@crash.test"])
+    a.start()
+    got = wait_mail(e, "v@crash.test", 20, timeout=60)
+    wait_queue_empty(a)
+    assert sorted(m["Subject"] for m in got) == sorted(subjects)
+
+
+def test_srs_for_forwards(hosts):
+    a, b = hosts
+    a.cli("alias", "add", "fwd@example.test", "rcpt@dest.test")
+    before = len(mailbox(b, "rcpt@dest.test"))
+    msg = ("From: <someone@outside.test>\r\nTo: <fwd@example.test>\r\n"
+           "Subject: forwarded\r\n\r\nvia a forwarder\r\n")
+    with smtplib.SMTP("127.0.0.1", a.ports["mx"], timeout=20) as s:
+        s.sendmail("someone@outside.test", ["fwd@example.test"], msg.encode())
+    got = wait_mail(b, "rcpt@dest.test", before + 1)
+    rp = got[-1]["Return-Path"]
+    assert re.match(r"<SRS0=[a-z2-7]{6}=[a-z2-7]{2}=outside\.test=someone@a\.test>$", rp,
+                    re.I), rp
+
+
+class Hostile(threading.Thread):
+    """An SMTP server that misbehaves, a different way per connection."""
+
+    def __init__(self, ip, port):
+        super().__init__(daemon=True)
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((ip, port))
+        self.sock.listen(5)
+        self.count = 0
+        self.stop = False
+
+    def run(self):
+        while not self.stop:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.count += 1
+            mode = self.count % 3
+            try:
+                c.settimeout(5)
+                if mode == 1:
+                    c.sendall(b"220 hi\r\nGARBAGE AFTER GREETING\r\n")
+                    c.recv(1000)
+                elif mode == 2:
+                    c.sendall(b"220 hi\r\n")
+                    c.recv(1000)
+                    for _ in range(5000):
+                        c.sendall(b"250-endless\r\n")
+                else:
+                    c.sendall(b"220 hi\r\n")
+                    c.recv(1000)
+                    c.sendall(b"250-" + b"x" * 100000 + b"\r\n")
+            except OSError:
+                pass
+            finally:
+                c.close()
+
+    def close(self):
+        self.stop = True
+        self.sock.close()
+
+
+def test_hostile_server_cannot_corrupt_the_queue(hosts, mx_port):
+    a, b = hosts
+    h = Hostile(HOSTILE_IP, mx_port)
+    h.start()
+    try:
+        since = a.log_size()
+        submit(a, ["x@hostile.test"], subject="to a hostile server")
+        for _ in range(3):
+            e = wait_deferred(a, "x@hostile.test")
+            a.cli("queue", "flush", e["id"])
+        assert wait_for(lambda: h.count >= 3, timeout=30)
+        log = a.log(since)
+        assert "bad reply" in log or "out of turn" in log, log
+        e = wait_deferred(a, "x@hostile.test")
+        assert a.running()
+        a.cli("queue", "delete", e["id"])
+        assert e["id"] not in queue_ids(a)
+    finally:
+        h.close()
+
+
+def test_cli_hold_release_bounce(hosts):
+    a, b = hosts
+    before = len(mailbox(a, DEMO_USER))
+    submit(a, ["y@dead.test"], subject="admin")
+    e = wait_deferred(a, "y@dead.test")
+    qid = e["id"]
+    out = a.cli("queue", "show", qid).stdout
+    assert "y@dead.test" in out and "Subject: admin" in out
+    a.cli("queue", "hold", qid)
+    assert [x for x in queue_list(a) if x["id"] == qid][0]["hold"] is True
+    a.cli("queue", "release", qid)
+    assert [x for x in queue_list(a) if x["id"] == qid][0]["hold"] is False
+    a.cli("queue", "bounce", qid)
+    msgs = wait_mail(a, DEMO_USER, before + 1)
+    head, rcpts = dsn_parts(msgs[-1])
+    assert rcpts[0]["Action"] == "failed"
+    assert rcpts[0]["Final-Recipient"].lower() == "rfc822;y@dead.test"
+    assert wait_for(lambda: qid not in queue_ids(a), timeout=10)
+    a.cli("queue", "show", qid, expect=1)
+
+
+def test_relayhost_with_auth(module_factory, hosts, dns, mx_port, e2e_root):
+    a, b = hosts
+    pwfile = Path(tempfile.mkdtemp(dir=e2e_root)) / "relay.pw"
+    pwfile.write_text(DEMO_PASSWORD + "\n")
+    os.chmod(pwfile.parent, 0o755)
+    relay = make_petrel(
+        module_factory, "R", "r.test", None, None,
+        config=sender_config(dns, mx_port, queue_dns_resolver="127.0.0.1:9",
+                             queue_relayhost="127.0.0.1:%d" % b.ports["submission"],
+                             queue_relayhost_user="relay@dest.test",
+                             queue_relayhost_password_file=str(pwfile)),
+        accounts=[DEMO_USER], start=False)
+    relay.give_to_daemon_user(pwfile)
+    relay.start()
+    before = len(mailbox(b, "a@nomx.test"))
+    # the relay host (B's submission port) takes mail from relay@dest.test
+    msg = submit(relay, ["a@nomx.test"], subject="via relay", sender=DEMO_USER)
+    assert msg
+    e = wait_for(lambda: queue_list(relay) == [] or None, timeout=20, interval=0.3)
+    log = relay.log()
+    assert "AUTH PLAIN" in log, relay.log_tail()
+    # B refuses demo@example.test as a sender for relay@dest.test (policy),
+    # or takes it: either way the relay host was used with AUTH.
+    assert re.search(r"event=(smtp-sent|failed|deferred)", log)
