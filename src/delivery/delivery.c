@@ -336,7 +336,7 @@ delivery_msg_commit(struct delivery_msg *m, struct delivery_outcome *out)
 	struct store_account **accts = NULL;
 	int64_t *ids = NULL;
 	const char *error = "no message";
-	size_t i, j, k, n = 0, full = 0;
+	size_t i, j, k, n = 0, full = 0, temp = 0;
 	int stored = 0, any_failed = 0;
 
 	memset(out, 0, sizeof(*out));
@@ -400,6 +400,8 @@ delivery_msg_commit(struct delivery_msg *m, struct delivery_outcome *out)
 			continue;
 		if (targets[k].error == STORE_ERR_QUOTA)
 			full++;
+		else
+			temp++;
 		for (i = 0; i < env->nrcpts; i++) {
 			struct delivery_rcpt *r = &env->rcpts[i];
 
@@ -413,6 +415,14 @@ delivery_msg_commit(struct delivery_msg *m, struct delivery_outcome *out)
 	}
 	out->stored = (size_t)stored;
 	out->failed = n - (size_t)stored;
+	if (stored == 0 && temp > 0 && out->queue_id[0] != '\0') {
+		/* No mailbox has it, for a reason that may pass: take back the
+		 * queued copy too and let the client retry the whole message. */
+		if (queue_remove(m->svc->queue, out->queue_id, &error) < 0)
+			log_error(env->id, "event=queue-remove-failed id=%s reason=\"%s\"",
+			    out->queue_id, error);
+		out->queue_id[0] = '\0';
+	}
 	if (stored == 0 && out->queue_id[0] == '\0') {
 		out->status = full == n ? DELIVERY_FULL : DELIVERY_FAILED;
 		goto out;

@@ -12,8 +12,10 @@
  * A mailbox that fails at commit (over quota, usually) when others
  * succeeded cannot be refused any more with one reply to DATA: its
  * recipient gets a failure DSN (RFC 3464) queued to the sender. When every
- * local mailbox fails and nothing is queued, the whole transaction is
- * refused instead (DELIVERY_FULL / DELIVERY_TEMPFAIL), and nothing is kept.
+ * local mailbox fails and nothing is queued, or no mailbox was written
+ * because of an I/O or database error (a queued copy is then taken back),
+ * the whole transaction is refused instead (DELIVERY_FULL / DELIVERY_FAILED:
+ * 452 / 451 4.3.0), and nothing is kept.
  *
  * Every function blocks: call them on the worker pool (net_loop_submit).
  * The services may be shared by any number of threads; a delivery_msg
