@@ -25,6 +25,7 @@
 #include "net/loop.h"
 #include "proto/imap/imap.h"
 #include "proto/imap/imap_parse.h"
+#include "proto/imap/imap_search.h"
 #include "proto/proto.h"
 #include "store/store.h"
 
@@ -337,6 +338,38 @@ void imap_cmd_store(struct imap_session *s, const struct imap_cmd *cmd);
 void imap_cmd_copy(struct imap_session *s, const struct imap_cmd *cmd);
 void imap_cmd_move(struct imap_session *s, const struct imap_cmd *cmd);
 void imap_cmd_search(struct imap_session *s, const struct imap_cmd *cmd);
+
+/* A search over the selected mailbox, for SEARCH, SORT and THREAD: made on
+ * the loop thread (the view's saved result copied), its prog filled in by
+ * the caller, run on a worker. Set need_meta first to get the mailbox's
+ * listing in meta (UID order) whatever the keys. */
+struct imap_search_job {
+	struct imap_search_program prog;
+	struct store_account *acct;
+	int64_t mailbox_id;
+	const struct imap_view *view;   /* read-only while the job runs */
+	unsigned need_meta : 1;
+	unsigned need_summary : 1;
+	struct store_message *meta;
+	size_t nmeta;
+	uint32_t *hits;                 /* view indices, ascending */
+	size_t nhits;
+	uint64_t highest;               /* of the hits' MODSEQs */
+	uint32_t *saved;                /* "$" when the search began */
+	size_t nsaved;
+	struct imap_result res;
+	unsigned uid_cmd : 1;
+	unsigned esearch : 1;
+};
+struct imap_search_job *imap_search_job_new(struct imap_session *s, int uid_cmd);
+/* In a worker: fills hits (and meta), or res on failure. */
+void imap_search_job_run(struct imap_search_job *j);
+void imap_search_job_free(struct imap_search_job *j);
+
+/* --- imap_sort_cmd.c: SORT, THREAD (RFC 5256, 5957, ESORT of 5267) ------ */
+
+void imap_cmd_sort(struct imap_session *s, const struct imap_cmd *cmd);
+void imap_cmd_thread(struct imap_session *s, const struct imap_cmd *cmd);
 
 /* --- imap_idle.c --------------------------------------------------------- */
 

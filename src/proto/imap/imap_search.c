@@ -339,6 +339,37 @@ bad:
 	return -1;
 }
 
+static int
+imap_search_charset(const char *name, const char **error_r)
+{
+	if (strcasecmp(name, "UTF-8") != 0 && strcasecmp(name, "US-ASCII") != 0) {
+		*error_r = "NO [BADCHARSET (US-ASCII UTF-8)] Unsupported charset";
+		return -2;
+	}
+	return 0;
+}
+
+int
+imap_search_parse_sort(const struct imap_arg *ret, const struct imap_arg *args,
+    struct imap_search_program *prog, const char **error_r)
+{
+	memset(prog, 0, sizeof(*prog));
+	if (ret != NULL && imap_search_return(ret, prog, error_r) < 0)
+		return -1;
+	if (args == NULL || !imap_arg_is_astring(args) || args->next == NULL) {
+		*error_r = "Syntax: charset search-keys";
+		return -1;
+	}
+	if (imap_search_charset(args->str, error_r) < 0)
+		return -2;
+	prog->root = imap_key_new(IMAP_SK_AND);
+	if (imap_search_keys(args->next, 0, prog->root, prog, error_r) < 0) {
+		imap_search_program_free(prog);
+		return -1;
+	}
+	return 0;
+}
+
 int
 imap_search_parse(const struct imap_arg *args, struct imap_search_program *prog,
     const char **error_r)
@@ -361,10 +392,8 @@ imap_search_parse(const struct imap_arg *args, struct imap_search_program *prog,
 			*error_r = "Syntax: CHARSET name";
 			return -1;
 		}
-		if (strcasecmp(a->str, "UTF-8") != 0 && strcasecmp(a->str, "US-ASCII") != 0) {
-			*error_r = "NO [BADCHARSET (US-ASCII UTF-8)] Unsupported charset";
+		if (imap_search_charset(a->str, error_r) < 0)
 			return -2;
-		}
 		a = a->next;
 	}
 	if (a == NULL) {

@@ -73,6 +73,11 @@ struct imap_search_program {
  * for a bad program; -2 for an unsupported charset (NO [BADCHARSET]). */
 int imap_search_parse(const struct imap_arg *args, struct imap_search_program *prog,
     const char **error_r);
+/* SORT and THREAD (RFC 5256, ESORT of RFC 5267): ret is the RETURN
+ * option list or NULL, args the bare charset then the keys. Returns as
+ * imap_search_parse. */
+int imap_search_parse_sort(const struct imap_arg *ret, const struct imap_arg *args,
+    struct imap_search_program *prog, const char **error_r);
 void imap_search_program_free(struct imap_search_program *prog);
 /* The day (00:00 UTC) of an RFC 5322 Date: value, or -1. */
 int64_t imap_search_sent_day(const char *date);

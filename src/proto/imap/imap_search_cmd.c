@@ -5,7 +5,8 @@
  * BODY and TEXT go to the store's full-text index once per key; header
  * keys read the fields the store kept (decoded from RFC 2047), other
  * header fields the message's header block. Matching is a case-insensitive
- * substring match (ASCII case folding), as RFC 9051 asks.
+ * substring match with i;unicode-casemap (I18NLEVEL=1), as RFC 9051 and
+ * RFC 5255 ask.
  */
 #include <stddef.h>
 #include <stdio.h>
@@ -19,28 +20,10 @@
 #include "proto/imap/imap_fetch_body.h"
 #include "proto/imap/imap_private.h"
 #include "proto/imap/imap_search.h"
+#include "proto/imap/imap_sort.h"
 #include "proto/imap/imap_seqset.h"
 
 #define IMAP_SEARCH_HEADER_MAX (256 * 1024)    /* header bytes read per message */
-
-struct imap_search_job {
-	struct imap_search_program prog;
-	struct store_account *acct;
-	int64_t mailbox_id;
-	const struct imap_view *view;   /* read-only while the job runs */
-	unsigned need_meta : 1;
-	unsigned need_summary : 1;
-	struct store_message *meta;
-	size_t nmeta;
-	uint32_t *hits;                 /* view indices */
-	size_t nhits;
-	uint64_t highest;
-	uint32_t *saved;                /* "$" when the search began */
-	size_t nsaved;
-	struct imap_result res;
-	unsigned uid_cmd : 1;
-	unsigned esearch : 1;
-};
 
 /* What the evaluation of one message has loaded so far. */
 struct imap_search_msg {
@@ -79,19 +62,12 @@ imap_u32_cmp(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* Case-insensitive (ASCII) substring. */
+/* Case-insensitive substring: i;unicode-casemap (I18NLEVEL=1, RFC 5255),
+ * as imap_sort.h approximates it. */
 static int
 imap_contains(const char *hay, size_t hlen, const char *needle)
 {
-	size_t nlen = strlen(needle), i;
-
-	if (nlen == 0)
-		return 1;
-	for (i = 0; i + nlen <= hlen; i++) {
-		if (strncasecmp(hay + i, needle, nlen) == 0)
-			return 1;
-	}
-	return 0;
+	return imap_casemap_contains(hay, hlen, needle);
 }
 
 /* Resolves sets and runs the full-text searches before the per-message
@@ -362,10 +338,9 @@ imap_search_meta(struct imap_search_job *j, uint32_t uid)
 	return NULL;
 }
 
-static void
-imap_search_work(void *arg)
+void
+imap_search_job_run(struct imap_search_job *j)
 {
-	struct imap_search_job *j = arg;
 	const struct imap_view *v = j->view;
 	const char *error;
 	uint32_t i;
@@ -405,6 +380,30 @@ imap_search_work(void *arg)
 }
 
 static void
+imap_search_work(void *arg)
+{
+	imap_search_job_run(arg);
+}
+
+struct imap_search_job *
+imap_search_job_new(struct imap_session *s, int uid_cmd)
+{
+	struct imap_search_job *j = xcalloc(1, sizeof(*j));
+
+	j->acct = s->acct;
+	j->mailbox_id = s->view->mailbox_id;
+	j->view = s->view;
+	j->uid_cmd = uid_cmd ? 1 : 0;
+	if (s->view->nsaved > 0) {
+		j->saved = xreallocarray(NULL, s->view->nsaved, sizeof(*j->saved));
+		memcpy(j->saved, s->view->saved, s->view->nsaved * sizeof(*j->saved));
+		j->nsaved = s->view->nsaved;
+		qsort(j->saved, j->nsaved, sizeof(*j->saved), imap_u32_cmp);
+	}
+	return j;
+}
+
+void
 imap_search_job_free(struct imap_search_job *j)
 {
 	imap_search_program_free(&j->prog);
@@ -515,19 +514,17 @@ imap_cmd_search(struct imap_session *s, const struct imap_cmd *cmd)
 			imap_finish_bad(s, error);
 		return;
 	}
+	{
+		/* The program parsed, the rest of the job around it. */
+		struct imap_search_job *n = imap_search_job_new(s, cmd->uid);
+
+		n->prog = j->prog;
+		free(j);
+		j = n;
+	}
 	if (j->prog.has_modseq) {
 		s->enabled |= IMAP_ENABLED_CONDSTORE;
 		s->view->condstore = 1;
-	}
-	j->acct = s->acct;
-	j->mailbox_id = s->view->mailbox_id;
-	j->view = s->view;
-	j->uid_cmd = cmd->uid;
-	if (s->view->nsaved > 0) {
-		j->saved = xreallocarray(NULL, s->view->nsaved, sizeof(*j->saved));
-		memcpy(j->saved, s->view->saved, s->view->nsaved * sizeof(*j->saved));
-		j->nsaved = s->view->nsaved;
-		qsort(j->saved, j->nsaved, sizeof(*j->saved), imap_u32_cmp);
 	}
 	/* IMAP4rev2 has ESEARCH only (RFC 9051 7.3.4). */
 	j->esearch = j->prog.esearch || imap_rev2(s);
