@@ -142,10 +142,14 @@ static void
 send_line(struct smtpc_session *s, const char *line)
 {
 	struct evbuffer *out = bufferevent_get_output(s->bev);
+	size_t len = strlen(line);
+	char shown[84];
 
-	log_debug(s->id, "event=smtpc-send line=\"%.80s\"", strncmp(line, "AUTH", 4) == 0 ?
+	/* Never a password in the log. */
+	snprintf(shown, sizeof(shown), "%.80s", strncmp(line, "AUTH", 4) == 0 ?
 	    "AUTH PLAIN ..." : line);
-	evbuffer_add(out, line, strlen(line));
+	log_debug(s->id, "event=smtpc-send line=\"%s\"", shown);
+	evbuffer_add(out, line, len);
 	evbuffer_add(out, "\r\n", 2);
 }
 
