@@ -194,9 +194,9 @@ static const struct key_def keys[] = {
 	  "", 0, 0, NULL,
 	  "File whose first line is the relay host password. Relative to data_dir." },
 	{ "queue_tls_ca_file", KEY_STRING, OFF(queue_tls_ca_file), "", 0, 0, NULL,
-	  "CA certificates (PEM) that verify mail exchangers when TLS is required\n"
-	  "(REQUIRETLS) and the relay host. Empty: the system's. Relative to\n"
-	  "data_dir." },
+	  "CA certificates (PEM) that verify mail exchangers when a message asks\n"
+	  "for REQUIRETLS (otherwise TLS is opportunistic and unverified, the\n"
+	  "relay host included). Empty: the system's. Relative to data_dir." },
 	{ "queue_srs_domain", KEY_STRING, OFF(queue_srs_domain), "", 0, 0, NULL,
 	  "Domain of the SRS addresses (Sender Rewriting Scheme) that replace\n"
 	  "the sender of mail forwarded to other domains, so that SPF passes\n"
