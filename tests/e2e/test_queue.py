@@ -505,3 +505,33 @@ def test_relayhost_with_auth(module_factory, hosts, dns, mx_port, e2e_root):
     # B refuses demo@example.test as a sender for relay@dest.test (policy),
     # or takes it: either way the relay host was used with AUTH.
     assert re.search(r"event=(smtp-sent|failed|deferred)", log)
+
+
+def test_delivers_to_postfix_smtp_sink(hosts, mx_port, e2e_root):
+    """Postfix's own SMTP test server (smtp-sink) as the destination: a full
+    Postfix instance needs a system-wide config change (multi-instance), so
+    the test uses the part of Postfix that speaks SMTP to us."""
+    sink = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
+    if not os.access(sink, os.X_OK):
+        pytest.skip("Postfix's smtp-sink is not installed (apt-get install postfix)")
+    a, b = hosts
+    dump = Path(tempfile.mkdtemp(dir=e2e_root))
+    os.chmod(dump, 0o777)
+    args = [sink, "-c", "-d", str(dump) + "/%M.", "-h", "mx.pf.test"]
+    if os.geteuid() == 0:
+        args += ["-u", "nobody"]
+    proc = subprocess.Popen(args + ["%s:%d" % (PF_IP, mx_port), "10"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        time.sleep(0.3)
+        submit(a, ["who@pf.test"], subject="to postfix",
+               body="caf\u00e9 8-bit body\r\n".encode().decode("latin-1"))
+        files = wait_for(lambda: [f for f in dump.iterdir() if f.is_file()], timeout=30,
+                         interval=0.3)
+        assert files, "nothing reached smtp-sink:\n%s" % a.log_tail()
+        text = files[0].read_bytes().decode("utf-8", "replace")
+        assert "to postfix" in text
+        wait_queue_empty(a)
+    finally:
+        proc.terminate()
+        proc.wait(10)
