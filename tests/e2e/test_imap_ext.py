@@ -1,11 +1,17 @@
 """IMAP extensions on top of the base: MULTIAPPEND (RFC 3502), SORT and
 SORT=DISPLAY (RFC 5256, 5957), ESORT (RFC 5267), THREAD=ORDEREDSUBJECT and
-THREAD=REFERENCES (RFC 5256), I18NLEVEL=1 comparisons (RFC 5255)."""
+THREAD=REFERENCES (RFC 5256), I18NLEVEL=1 comparisons (RFC 5255); FETCH
+corners; a two-way sync with offlineimap3."""
 import imaplib
+import os
 import re
+import shutil
 
-from test_imap import (account, append, login, message, srv,  # noqa: F401
-                       untagged_match)
+import pytest
+
+from conftest import run
+from test_imap import (account, append, login, maildir_files, message,  # noqa: F401
+                       server_state, srv, untagged_match)
 
 
 def status_messages(c, mailbox="INBOX"):
@@ -211,3 +217,103 @@ def test_sort_and_thread_with_imaplib(srv, account):
         assert typ == "OK" and data == [b"(6 (2)(1))(3 4)(5)"], data
     finally:
         m.logout()
+
+
+# ------------------------------------------------------------------ FETCH corners
+
+CHILDLESS = (b"From: a@example.org\r\nSubject: childless\r\nMIME-Version: 1.0\r\n"
+             b"Content-Type: multipart/mixed; boundary=OUTER\r\n\r\n"
+             b"--OUTER\r\nContent-Type: text/plain\r\n\r\nfirst\r\n"
+             b"--OUTER\r\nContent-Type: multipart/alternative; boundary=GONE\r\n\r\n"
+             b"no delimiter ever comes\r\n"
+             b"--OUTER--\r\n")
+
+
+def test_multipart_without_children(srv, account):
+    c = login(srv, *account)
+    with c:
+        append(c, "INBOX", CHILDLESS)
+        c.imap("SELECT INBOX")
+        _, untagged = c.imap("FETCH 1 (BODYSTRUCTURE)")
+        # Part 2 is a multipart whose only (fake) child is an empty text/plain.
+        assert '(("TEXT" "PLAIN" ("charset" "us-ascii") NIL NIL "7BIT" 0 0' in untagged[0], \
+            untagged
+        _, untagged = c.imap("FETCH 1 (BODY.PEEK[2.1] BODY.PEEK[2.1.MIME] BINARY.PEEK[2.1] "
+                             "BINARY.SIZE[2.1] BODY.PEEK[1])")
+        assert untagged[0].startswith('* 1 FETCH (BODY[2.1] "" BODY[2.1.MIME] "" '
+                                      'BINARY[2.1] "" BINARY.SIZE[2.1] 0 BODY[1] {5}'), untagged
+        status, _ = c.imap("FETCH 1 (BODY.PEEK[2.2])")
+        assert status.startswith("OK"), status
+
+
+# ------------------------------------------------------------------ offlineimap3
+
+OFFLINEIMAPRC = """[general]
+accounts = petrel
+metadata = {meta}
+
+[Account petrel]
+localrepository = local
+remoterepository = remote
+
+[Repository local]
+type = Maildir
+localfolders = {local}
+
+[Repository remote]
+type = IMAP
+remotehost = localhost
+remoteport = {port}
+remoteuser = {user}
+remotepass = {password}
+ssl = yes
+sslcacertfile = {cert}
+tls_level = tls_compat
+"""
+
+
+@pytest.mark.skipif(shutil.which("offlineimap") is None, reason="offlineimap3 not installed")
+def test_offlineimap_two_way(srv, account, tmp_path):
+    c = login(srv, *account)
+    with c:
+        c.imap("CREATE Projects")
+        for i in range(3):
+            append(c, "INBOX", message("oi inbox %d" % i))
+        append(c, "Projects", message("oi project"), flags="\\Seen")
+    local = tmp_path / "mail"
+    rc = tmp_path / "offlineimaprc"
+    rc.write_text(OFFLINEIMAPRC.format(meta=tmp_path / "meta", local=local,
+                                       port=srv.ports["imaps"], user=account[0],
+                                       password=account[1], cert=srv.cert))
+    sync = ["offlineimap", "-c", str(rc), "-o", "-u", "basic"]
+    r = run(sync, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    files = maildir_files(local)
+    assert len(files.get("INBOX", [])) == 3, files
+    assert len(files.get("Projects", [])) == 1, files
+    assert re.search(r",FMD5=\w+:2,S$", files["Projects"][0]), files
+    # Both sides change: a local message and flag, a server expunge.
+    (local / "INBOX" / "new" / "1.local.host").write_bytes(message("oi made locally"))
+    os.rename(files["Projects"][0], files["Projects"][0] + "F")
+    c = login(srv, *account)
+    with c:
+        c.imap("SELECT INBOX")
+        c.imap("STORE 1 +FLAGS (\\Deleted)")
+        c.imap("EXPUNGE")
+    r = run(sync, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    c = login(srv, *account)
+    with c:
+        _, untagged = c.imap("STATUS INBOX (MESSAGES)")
+        assert untagged == ['* STATUS "INBOX" (MESSAGES 3)'], untagged
+        c.imap("SELECT Projects")
+        _, untagged = c.imap("FETCH 1 FLAGS")
+        assert "\\Flagged" in untagged[0] and "\\Seen" in untagged[0], untagged
+    assert len(maildir_files(local)["INBOX"]) == 3
+    # A second sync changes nothing, on either side.
+    before = sorted(p for fs in maildir_files(local).values() for p in fs)
+    server_before = server_state(srv, account)
+    r = run(sync, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert sorted(p for fs in maildir_files(local).values() for p in fs) == before
+    assert server_state(srv, account) == server_before
