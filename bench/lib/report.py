@@ -153,9 +153,16 @@ METHOD = """\
   Postfix when its queue is empty (delivered through LMTP), then the
   mailboxes' message counts are checked. "messages/s" is messages over that
   time; MB/s counts the message bodies.
-- **Queue drain.** Postfix queues messages for `remote.test` with the `relay`
-  transport deferred, then the clock runs from `postqueue -f` to an empty
-  queue, every message delivered to `smtp-sink` (counted in Postfix's log).
+- **Queue drain.** 20 `smtp-source` sessions queue the messages for
+  `remote.test` while delivery is held back, then the clock runs from the
+  flush to an empty queue, every message received by `smtp-sink` (its
+  counters are checked). Postfix relays from `mynetworks` with the `relay`
+  transport deferred (`defer_transports`), then `postqueue -f`. Petrel
+  takes them for forwarders (`fwdN@bench.test` → `sinkN@remote.test`, as
+  aliases) with its relay host (`queue_relayhost`) on a closed port, then
+  restarts with smtp-sink as relay host, then `petrel queue flush`. Both
+  deliver with their default connection limits and without TLS (smtp-sink
+  offers none).
 - **POP3 download.** 10 clients over implicit TLS, each looping USER, PASS,
   STAT, LIST, RETR of all 20 messages, QUIT (nothing deleted).
 - **IMAP session mix.** N clients over implicit TLS, each its own user,

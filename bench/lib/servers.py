@@ -161,6 +161,17 @@ class Petrel:
             f.write(text)
         self.cli("domain", "add", DOMAIN)
         self.cli("import", "passwd-file", accounts)
+        # Forwarders to another domain: the queue-drain scenario's mail.
+        for i in range(10):
+            self.cli("alias", "add", f"fwd{i}@{DOMAIN}", f"sink{i}@{REMOTE}")
+
+    def set_relayhost(self, port):
+        """Sends remote mail to 127.0.0.1:port (takes effect at the next start)."""
+        lines = open(self.conf).read().splitlines()
+        lines = [line for line in lines if line.split("=")[0].strip() != "queue_relayhost"]
+        lines.append(f"queue_relayhost = 127.0.0.1:{port}")
+        with open(self.conf, "w") as f:
+            f.write("\n".join(lines) + "\n")
 
     def cert(self):
         return (os.path.join(self.dir, "tls", "cert.pem"),
