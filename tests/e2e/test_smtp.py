@@ -3,6 +3,7 @@ the store before the reply, the queue for everything else, the EHLO
 keywords, limits and the session's resistance to abuse. Real clients
 (smtplib, swaks, curl) and our own line client."""
 import os
+import re
 import shutil
 import smtplib
 import socket
@@ -612,3 +613,29 @@ def test_curl(srv, tmp_path):
              "--mail-from", DEMO_USER, "--mail-rcpt", OTHER, "-T", str(f)])
     assert r.returncode == 0, r.stderr
     assert b"Subject: curl submission" in inbox(srv, OTHER)[-1]
+
+
+def test_received_names_the_user_only_if_configured(srv, petrel_factory):
+    with submission_session(srv) as c:
+        assert c.smtp("MAIL FROM:<%s>" % DEMO_USER)[0] == 250
+        assert c.smtp("RCPT TO:<%s>" % OTHER)[0] == 250
+        code, lines = send_data(c, message(frm=DEMO_USER, to=OTHER, subject="anonymous"))
+        assert code == 250, lines
+    m = inbox(srv, OTHER)[-1]
+    assert b"Subject: anonymous" in m and b"Authenticated sender" not in m
+    p = petrel_factory(config={"smtp_received_auth": "yes"})
+    with submission_session(p) as c:
+        assert c.smtp("MAIL FROM:<%s>" % DEMO_USER)[0] == 250
+        assert c.smtp("RCPT TO:<%s>" % DEMO_USER)[0] == 250
+        code, lines = send_data(c, message(frm=DEMO_USER, subject="named"))
+        assert code == 250, lines
+    with mx_session(p) as c:
+        assert c.smtp("MAIL FROM:<s@remote.test>")[0] == 250
+        assert c.smtp("RCPT TO:<%s>" % DEMO_USER)[0] == 250
+        code, lines = send_data(c, message(subject="from outside"))
+        assert code == 250, lines
+    named, outside = inbox(p, DEMO_USER)[-2:]
+    assert re.search(rb"\r\nReceived: from client\.test \(\[127\.0\.0\.1\]\)\r\n"
+                     rb"\t\(Authenticated sender: demo@example\.test\)\r\n\tby localhost "
+                     rb"\(Petrel\) with ESMTPSA id ", named), named[:400]
+    assert b"Authenticated sender" not in outside

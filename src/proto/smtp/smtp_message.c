@@ -114,6 +114,20 @@ rfc5322_date(char *out, size_t size)
 	strftime(out, size, "%a, %d %b %Y %H:%M:%S %z", &tm);
 }
 
+/* "(Authenticated sender: USER)" as Postfix writes it (smtp_received_auth),
+ * with anything that could end the comment or the field replaced. */
+static void
+put_auth_comment(struct buf *b, const char *user)
+{
+	const unsigned char *p;
+
+	buf_puts(b, "\r\n\t(Authenticated sender: ");
+	for (p = (const unsigned char *)user; *p != '\0'; p++)
+		buf_putc(b, *p > ' ' && *p < 0x7f && *p != '(' && *p != ')' && *p != '\\' ?
+		    (char)*p : '?');
+	buf_putc(b, ')');
+}
+
 /* RFC 5321 4.4 with RFC 3848 / RFC 6531 protocol names. */
 static void
 put_received(struct smtp_session *s, struct buf *b)
@@ -127,9 +141,11 @@ put_received(struct smtp_session *s, struct buf *b)
 	    !s->esmtp ? "SMTP" : txn->mail.smtputf8 ? "UTF8SMTP" : "ESMTP",
 	    s->esmtp && tls ? "S" : "", s->esmtp && s->user != NULL ? "A" : "");
 	rfc5322_date(date, sizeof(date));
-	buf_printf(b, "Received: from %s (%s%s%s)\r\n\tby %s (Petrel) with %s id %s",
-	    s->helo != NULL ? s->helo : "unknown", strchr(ip, ':') != NULL ? "[IPv6:" : "[",
-	    ip, "]", smtp_host(s), proto, txn->id);
+	buf_printf(b, "Received: from %s (%s%s%s)", s->helo != NULL ? s->helo : "unknown",
+	    strchr(ip, ':') != NULL ? "[IPv6:" : "[", ip, "]");
+	if (s->user != NULL && s->cfg->smtp_received_auth && smtp_is_submission(s))
+		put_auth_comment(b, s->user);
+	buf_printf(b, "\r\n\tby %s (Petrel) with %s id %s", smtp_host(s), proto, txn->id);
 	version = net_conn_tls_version(s->conn);
 	cipher = net_conn_tls_cipher(s->conn);
 	if (tls && version != NULL && cipher != NULL)
