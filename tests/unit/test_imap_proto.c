@@ -319,6 +319,21 @@ test_sections(void **state)
 	cmd = parse_line(p, "a FETCH 1 FLAGS (CHANGEDSINCE x)\r\n");
 	assert_int_equal(imap_fetch_parse(cmd->args->next, cmd->args->next->next, &spec,
 	    &error), -1);
+	/* QRESYNC's VANISHED, only with CHANGEDSINCE; PREVIEW (LAZY). */
+	cmd = parse_line(p, "a FETCH 1:* (FLAGS PREVIEW (LAZY) EMAILID) "
+	    "(VANISHED CHANGEDSINCE 9)\r\n");
+	assert_int_equal(imap_fetch_parse(cmd->args->next, cmd->args->next->next, &spec,
+	    &error), 0);
+	assert_int_equal(spec.items, IMAP_FETCH_FLAGS | IMAP_FETCH_PREVIEW | IMAP_FETCH_EMAILID |
+	    IMAP_FETCH_MODSEQ);
+	assert_true(spec.vanished);
+	assert_int_equal(spec.changedsince, 9);
+	imap_fetch_spec_clear(&spec);
+	cmd = parse_line(p, "a FETCH 1 FLAGS (VANISHED)\r\n");
+	assert_int_equal(imap_fetch_parse(cmd->args->next, cmd->args->next->next, &spec,
+	    &error), -1);
+	cmd = parse_line(p, "a FETCH 1 (PREVIEW (EAGER))\r\n");
+	assert_int_equal(imap_fetch_parse(cmd->args->next, NULL, &spec, &error), -1);
 	imap_parser_free(&p);
 }
 
