@@ -273,7 +273,10 @@ cmd_serve(struct cli *cli, int argc, char **argv)
 	qsvc.store = ctx.store;
 	qsvc.queue = ctx.queue;
 	qsvc.hostname = cfg->hostname;
-	if (queue_runner_start(cfg, &qsvc, &runner, &error) < 0) {
+	if (!cfg->queue_delivery)
+		log_warn(NULL, "event=warning reason=\"queue_delivery = no: queued mail stays "
+		    "queued\"");
+	else if (queue_runner_start(cfg, &qsvc, &runner, &error) < 0) {
 		log_error(NULL, "event=start-failed reason=\"%s\"", error);
 		fprintf(stderr, "petrel: %s\n", error);
 		free(error);
@@ -298,7 +301,8 @@ cmd_serve(struct cli *cli, int argc, char **argv)
 			continue;
 		}
 		if (sig == SIGUSR1) {
-			queue_runner_wakeup(runner);
+			if (runner != NULL)
+				queue_runner_wakeup(runner);
 			continue;
 		}
 		break;

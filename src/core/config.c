@@ -149,6 +149,10 @@ static const struct key_def keys[] = {
 	  "On SIGTERM, how long transactions in flight may take to finish\n"
 	  "before the remaining connections are closed." },
 	/* --- the outbound queue (src/queue) --- */
+	{ "queue_delivery", KEY_BOOL, OFF(queue_delivery), "yes", 0, 0, NULL,
+	  "Deliver queued mail. `no` keeps everything in the queue, untouched\n"
+	  "(maintenance, tests that look at the spool); `petrel queue` still\n"
+	  "lists it." },
 	{ "queue_dns_resolver", KEY_STRING, OFF(queue_dns_resolver), "system", 0, 0, NULL,
 	  "DNS server the queue asks for MX and address records: `system` (the\n"
 	  "servers in /etc/resolv.conf) or an address, IP or IP:PORT\n"

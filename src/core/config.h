@@ -83,6 +83,7 @@ struct config {
 	int smtp_received_auth;
 
 	/* The outbound queue (src/queue). */
+	int queue_delivery;         /* 0: keep everything queued */
 	char *queue_dns_resolver;   /* "system" or IP[:PORT] */
 	int queue_smtp_port;
 	uint64_t queue_retry_initial_ms;

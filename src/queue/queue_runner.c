@@ -38,6 +38,12 @@ queue_retry_delay_ms(unsigned failures, uint64_t initial_ms, uint64_t max_ms)
 	return d > max_ms ? max_ms : d;
 }
 
+const struct queue_srs *
+queue_runner_srs(const struct queue_runner *r)
+{
+	return r->srs;
+}
+
 /* --- the heap ------------------------------------------------------------ */
 
 static void

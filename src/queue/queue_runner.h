@@ -43,6 +43,11 @@ void queue_runner_wakeup(struct queue_runner *r);
  * recorded is tried again at the next start. */
 void queue_runner_stop(struct queue_runner **r);
 
+/* The SRS keys the runner rewrites forwards with: SMTP's RCPT resolution
+ * reverses bounces to them with queue_srs_reverse() (queue_srs.h). Valid
+ * until queue_runner_stop. */
+const struct queue_srs *queue_runner_srs(const struct queue_runner *r);
+
 /* The retry wait after `failures` failed attempts (1, 2, ...): initial,
  * doubling, at most max. */
 uint64_t queue_retry_delay_ms(unsigned failures, uint64_t initial_ms, uint64_t max_ms);

@@ -560,7 +560,9 @@ class Factory:
         p = Petrel(self.root, self.name)
         self.made.append(p)
         p.init()
-        base = {"log": "stderr", "log_level": "info"}
+        # Mail for other domains stays queued (tests look at the spool);
+        # tests of the queue itself turn delivery on.
+        base = {"log": "stderr", "log_level": "info", "queue_delivery": "no"}
         base.update(config or {})
         p.set_config(**base)
         if accounts:

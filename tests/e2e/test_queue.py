@@ -152,7 +152,7 @@ def make_petrel(factory, name, hostname, mx_ip, mx_port, config=None, domains=()
         text = re.sub(r"^listen = mx .*$", "listen = mx %s:%d" % (mx_ip, mx_port),
                       p.config_text(), flags=re.M)
         p.write_config(text)
-    base = {"log": "stderr", "log_level": "debug"}
+    base = {"log": "stderr", "log_level": "debug", "queue_delivery": "yes"}
     base.update(config or {})
     p.set_config(**base)
     for d in domains:
