@@ -1,12 +1,13 @@
 /*
  * IMAP sessions (RFC 3501, RFC 9051) on the imap and imaps listeners.
  *
- * This is the part of the protocol that stands on the foundation: greeting,
- * CAPABILITY, NOOP, LOGOUT, ID (RFC 2971), STARTTLS, LOGIN and AUTHENTICATE
- * (PLAIN, LOGIN, SCRAM-SHA-256, with SASL-IR of RFC 4959; only under TLS),
- * and LITERAL- (RFC 7888) before login, LITERAL+ after it. Mailbox access comes with the mail
- * store; until then, after login, mailbox commands are answered
- * NO [UNAVAILABLE] and no capability that depends on the store is announced.
+ * Before login: greeting, CAPABILITY, NOOP, LOGOUT, ID (RFC 2971),
+ * STARTTLS, LOGIN and AUTHENTICATE (PLAIN, LOGIN, SCRAM-SHA-256, with
+ * SASL-IR of RFC 4959; only under TLS), LITERAL- (RFC 7888). After login,
+ * LITERAL+ and, on the mail store, the mailbox commands and extensions that
+ * imap_session.c announces (CONDSTORE/QRESYNC, MULTIAPPEND, SORT/THREAD,
+ * OBJECTID, PREVIEW...); without a store, mailbox commands are answered
+ * NO [UNAVAILABLE] and no capability that depends on it is announced.
  *
  * The protocol table is proto_imap (src/proto/proto.h).
  */
