@@ -9,7 +9,7 @@ build-essential meson ninja-build pkg-config clang
 libevent-dev libssl-dev openssl libsqlite3-dev sqlite3 libsodium-dev
 libcrypt-dev libjansson-dev libcmocka-dev
 python3 python3-pytest curl swaks libnet-ssleay-perl argon2
-isync fetchmail getmail6
+isync fetchmail getmail6 offlineimap3 msmtp
 "
 
 missing=""
