@@ -12,7 +12,7 @@ import subprocess
 import pytest
 
 from conftest import DEMO_PASSWORD, DEMO_USER, IO_TIMEOUT, run
-from test_smtp_helpers import inbox, message, queued
+from test_smtp_helpers import HOLD_QUEUE, inbox, message, queued
 
 ALIASED = "aliased@example.test"
 TAGGED = "tagged@example.test"
@@ -33,7 +33,7 @@ CLIENTS = ["smtplib", "swaks", "curl", "msmtp"]
 
 @pytest.fixture(scope="module")
 def srv(module_factory):
-    p = module_factory(start=False)
+    p = module_factory(config=HOLD_QUEUE, start=False)
     for acct in (ALIASED, TAGGED, CATCHER):
         p.add_account(acct, "password of " + acct)
     p.cli("alias", "add", "alias@example.test", ALIASED)
