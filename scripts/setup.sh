@@ -10,6 +10,7 @@ libevent-dev libssl-dev openssl libsqlite3-dev sqlite3 libsodium-dev
 libcrypt-dev libjansson-dev libcmocka-dev
 python3 python3-pytest curl swaks libnet-ssleay-perl argon2
 isync fetchmail getmail6 offlineimap3 msmtp
+libunbound-dev unbound
 "
 
 missing=""
