@@ -2,10 +2,11 @@
  * store_bench: the mail store's durable append rate and the cost of listing
  * a big mailbox, beside the raw write+fsync rate of the same disk.
  *
- *   store_bench [-d DIR] [-s SECONDS] [-n MESSAGES] [-t THREADS] [-p PARTS] [-k]
+ *   store_bench [-d DIR] [-s SECONDS] [-n MESSAGES] [-t THREADS] [-a ACCOUNTS]
+ *       [-p PARTS] [-k]
  *
- * PARTS: a comma-separated subset of raw, writer, leader, syncfs, list
- * (default: all). -k keeps DIR.
+ * PARTS: a comma-separated subset of raw, writer, leader, syncfs, list,
+ * cache, expunge (default: all). -k keeps DIR.
  * DIR (default: a new directory under /tmp) should be on the disk to
  * measure. Output: one "key=value" line per measurement.
  *
@@ -16,6 +17,11 @@
  *              into one account and into one account each
  *   list       open a fresh store and account with a MESSAGES-message
  *              INBOX, list all flags: time and memory
+ *   cache      open + 4 KiB delivery + close (SMTP delivery), one thread,
+ *              with and without the idle-account cache; heap, RSS and
+ *              descriptors per idle account, ACCOUNTS of them
+ *   expunge    1 and 10 accounts of 200 messages, each expunged in one
+ *              call at the same time (POP3 QUIT): latency
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -344,6 +350,236 @@ run_list(const char *dir, long messages, int threads)
 	free(sub);
 }
 
+/* --- the idle-account cache ---------------------------------------------- */
+
+static size_t
+heap_bytes(void)
+{
+	struct mallinfo2 mi = mallinfo2();
+
+	return mi.uordblks + mi.hblkhd;
+}
+
+static int
+fd_count(void)
+{
+	char path[64];
+	int fd, n = 0;
+
+	for (fd = 0; fd < 65536; fd++) {
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		n += access(path, F_OK) == 0;
+	}
+	return n;
+}
+
+static void
+deliver_one(struct store *store, struct store_account *acct)
+{
+	struct store_writer *w;
+	struct store_target t;
+	const char *error;
+
+	memset(&t, 0, sizeof(t));
+	t.acct = acct;
+	t.mailbox_name = "INBOX";
+	if (store_writer_new(store, &w, &error) < 0 ||
+	    store_writer_write(w, message, MSG_SIZE, &error) < 0 ||
+	    store_writer_commit(w, &t, 1, &error) != 1) {
+		fprintf(stderr, "deliver: %s\n", error);
+		exit(1);
+	}
+	store_writer_free(&w);
+}
+
+/* What SMTP delivery does per message: open the recipient's account,
+ * commit, close; one thread, 10 recipients in turn, with and without the
+ * cache. Then what 1,000 idle accounts hold. */
+static void
+run_cache(const char *dir, double seconds, long accounts)
+{
+	struct store *store;
+	struct store_account *acct;
+	struct store_mailbox mbox;
+	const char *error;
+	char *sub = xasprintf("%s/cache", dir);
+	double t0, t;
+	size_t heap0, heap1, nopen, nidle;
+	long n, i, rss0, rss1;
+	int cached, fds0, fds1;
+
+	mkdir(sub, 0700);
+	if (store_open(sub, &store, &error) < 0) {
+		fprintf(stderr, "store_open: %s\n", error);
+		exit(1);
+	}
+	for (cached = 0; cached <= 1; cached++) {
+		store_set_account_cache(store, cached ? STORE_ACCOUNT_CACHE_MAX : 0,
+		    STORE_ACCOUNT_CACHE_IDLE);
+		t0 = now();
+		for (n = 0; now() - t0 < seconds; n++) {
+			if (store_account_open(store, 1 + n % 10, NULL, &acct, &error) < 0) {
+				fprintf(stderr, "open: %s\n", error);
+				exit(1);
+			}
+			deliver_one(store, acct);
+			store_account_close(&acct);
+		}
+		t = now() - t0;
+		printf("bench=deliver-open-close cache=%s messages=%ld seconds=%.2f "
+		    "per_second=%.0f\n", cached ? "on" : "off", n, t, (double)n / t);
+		fflush(stdout);
+	}
+
+	/* Created and given a message, then closed for good. */
+	store_set_account_cache(store, 0, STORE_ACCOUNT_CACHE_IDLE);
+	store_set_fsync(store, no_fsync);
+	for (i = 0; i < accounts; i++) {
+		if (store_account_open(store, 1000 + i, NULL, &acct, &error) < 0) {
+			fprintf(stderr, "open: %s\n", error);
+			exit(1);
+		}
+		deliver_one(store, acct);
+		store_account_close(&acct);
+	}
+	store_set_account_cache(store, (size_t)accounts, STORE_ACCOUNT_CACHE_IDLE);
+	malloc_trim(0);
+	heap0 = heap_bytes();
+	rss0 = rss_kib();
+	fds0 = fd_count();
+	t0 = now();
+	for (i = 0; i < accounts; i++) {
+		/* What a delivery and a login (a read) leave in an idle account. */
+		if (store_account_open(store, 1000 + i, NULL, &acct, &error) < 0 ||
+		    store_mailbox_get(acct, "INBOX", &mbox, &error) != 1) {
+			fprintf(stderr, "open: %s (raise ulimit -n?)\n", error);
+			exit(1);
+		}
+		store_mailbox_clear(&mbox);
+		deliver_one(store, acct);
+		store_account_close(&acct);
+	}
+	t = now() - t0;
+	heap1 = heap_bytes();
+	rss1 = rss_kib();
+	fds1 = fd_count();
+	store_account_cache_count(store, &nopen, &nidle);
+	printf("bench=idle-accounts accounts=%zu fill_seconds=%.2f heap_kib_per_account=%.1f "
+	    "rss_kib_per_account=%.1f fds_per_account=%.2f\n", nidle, t,
+	    (double)(heap1 - heap0) / 1024 / (double)nidle,
+	    (double)(rss1 - rss0) / (double)nidle, (double)(fds1 - fds0) / (double)nidle);
+	fflush(stdout);
+	store_close(&store);
+	free(sub);
+}
+
+/* --- expunging a maildrop (POP3 QUIT) ------------------------------------- */
+
+#define EXPUNGE_MESSAGES 200
+#define EXPUNGE_SESSIONS_MAX 64
+
+struct expunge_arg {
+	struct store_account *acct;
+	int64_t inbox;
+	pthread_barrier_t *start;
+	double seconds, cpu;
+};
+
+static void *
+expunge_thread(void *p)
+{
+	struct expunge_arg *a = p;
+	uint32_t uids[EXPUNGE_MESSAGES];
+	const char *error;
+	double t0, c0;
+	int i;
+
+	for (i = 0; i < EXPUNGE_MESSAGES; i++)
+		uids[i] = (uint32_t)i + 1;
+	pthread_barrier_wait(a->start);
+	t0 = now();
+	c0 = cpu_now();
+	if (store_message_expunge(a->acct, a->inbox, uids, EXPUNGE_MESSAGES, &error) < 0) {
+		fprintf(stderr, "expunge: %s\n", error);
+		exit(1);
+	}
+	a->seconds = now() - t0;
+	a->cpu = cpu_now() - c0;
+	return NULL;
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* SESSIONS maildrops (accounts) of 200 messages of 4 KiB, all expunged at
+ * once, each in one call: what POP3 QUIT does. */
+static void
+run_expunge(const char *dir, int sessions)
+{
+	struct expunge_arg args[EXPUNGE_SESSIONS_MAX];
+	pthread_t th[EXPUNGE_SESSIONS_MAX];
+	pthread_barrier_t start;
+	struct store *store;
+	struct store_mailbox mbox;
+	const char *error;
+	char *sub = xasprintf("%s/expunge-%d", dir, sessions);
+	double lat[EXPUNGE_SESSIONS_MAX], cpu[EXPUNGE_SESSIONS_MAX], t0, t, t_files;
+	int i, k;
+
+	mkdir(sub, 0700);
+	if (store_open(sub, &store, &error) < 0) {
+		fprintf(stderr, "store_open: %s\n", error);
+		exit(1);
+	}
+	store_set_fsync(store, no_fsync);
+	for (i = 0; i < sessions; i++) {
+		if (store_account_open(store, 1 + i, NULL, &args[i].acct, &error) < 0 ||
+		    store_mailbox_get(args[i].acct, "INBOX", &mbox, &error) != 1) {
+			fprintf(stderr, "open: %s\n", error);
+			exit(1);
+		}
+		args[i].inbox = mbox.id;
+		store_mailbox_clear(&mbox);
+		for (k = 0; k < EXPUNGE_MESSAGES; k++)
+			deliver_one(store, args[i].acct);
+	}
+	store_set_fsync(store, NULL);
+	sync();
+	pthread_barrier_init(&start, NULL, (unsigned)sessions + 1);
+	for (i = 0; i < sessions; i++) {
+		args[i].start = &start;
+		pthread_create(&th[i], NULL, expunge_thread, &args[i]);
+	}
+	pthread_barrier_wait(&start);
+	t0 = now();
+	for (i = 0; i < sessions; i++) {
+		pthread_join(th[i], NULL);
+		lat[i] = args[i].seconds;
+		cpu[i] = args[i].cpu;
+	}
+	t = now() - t0;
+	/* The files go in the background, after the calls returned. */
+	store_flush(store);
+	t_files = now() - t0;
+	qsort(lat, (size_t)sessions, sizeof(lat[0]), cmp_double);
+	qsort(cpu, (size_t)sessions, sizeof(cpu[0]), cmp_double);
+	printf("bench=expunge sessions=%d messages_each=%d median_ms=%.1f max_ms=%.1f "
+	    "wall_ms=%.1f median_cpu_ms=%.1f files_gone_ms=%.1f\n", sessions,
+	    EXPUNGE_MESSAGES, lat[sessions / 2] * 1e3, lat[sessions - 1] * 1e3, t * 1e3,
+	    cpu[sessions / 2] * 1e3, t_files * 1e3);
+	fflush(stdout);
+	pthread_barrier_destroy(&start);
+	for (i = 0; i < sessions; i++)
+		store_account_close(&args[i].acct);
+	store_close(&store);
+	free(sub);
+}
+
 static int
 rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
@@ -361,11 +597,12 @@ main(int argc, char **argv)
 	char tmpl[] = "/tmp/petrel-store-bench-XXXXXX", *dir = NULL;
 	double seconds = 3;
 	long messages = 100000;
-	const char *parts = "raw,writer,leader,syncfs,list";
+	const char *parts = "raw,writer,leader,syncfs,list,cache,expunge";
+	long accounts = STORE_ACCOUNT_CACHE_MAX;
 	int threads = 32, opt, keep = 0;
 	size_t m;
 
-	while ((opt = getopt(argc, argv, "d:s:n:t:p:k")) != -1) {
+	while ((opt = getopt(argc, argv, "d:s:n:t:p:a:k")) != -1) {
 		switch (opt) {
 		case 'd':
 			dir = optarg;
@@ -375,6 +612,9 @@ main(int argc, char **argv)
 			break;
 		case 'n':
 			messages = atol(optarg);
+			break;
+		case 'a':
+			accounts = atol(optarg);
 			break;
 		case 't':
 			threads = atoi(optarg);
@@ -387,11 +627,12 @@ main(int argc, char **argv)
 			break;
 		default:
 			fprintf(stderr, "usage: store_bench [-d DIR] [-s SECONDS] [-n MESSAGES] "
-			    "[-t THREADS] [-p PARTS] [-k]\n");
+			    "[-t THREADS] [-a ACCOUNTS] [-p PARTS] [-k]\n");
 			return 2;
 		}
 	}
-	if (threads < 1 || threads > THREADS_MAX || seconds <= 0 || messages < 1) {
+	if (threads < 1 || threads > THREADS_MAX || seconds <= 0 || messages < 1 ||
+	    accounts < 1) {
 		fprintf(stderr, "store_bench: bad arguments\n");
 		return 2;
 	}
@@ -424,6 +665,12 @@ main(int argc, char **argv)
 	}
 	if (strstr(parts, "list") != NULL)
 		run_list(dir, messages, threads);
+	if (strstr(parts, "cache") != NULL)
+		run_cache(dir, seconds, accounts);
+	if (strstr(parts, "expunge") != NULL) {
+		run_expunge(dir, 1);
+		run_expunge(dir, 10);
+	}
 	if (!keep)
 		nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	return 0;

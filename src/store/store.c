@@ -1,7 +1,8 @@
 /*
- * The store's public functions: argument checks, the table of open accounts,
- * change notifications and the dispatch to the backend. Writers and the
- * group-commit queue are in store_writer.c.
+ * The store's public functions: argument checks, change notifications and
+ * the dispatch to the backend. Accounts (and the cache of idle ones) are
+ * in store_account.c, writers and the group-commit queue in
+ * store_writer.c.
  */
 #include "store/store.h"
 
@@ -76,8 +77,7 @@ store_open(const char *data_dir, struct store **store_r, const char **error_r)
 		free(store);
 		return -1;
 	}
-	pthread_mutex_init(&store->accounts_lock, NULL);
-	pthread_cond_init(&store->accounts_cond, NULL);
+	store_accounts_init(store);
 	store_commit_queue_init(store);
 	*store_r = store;
 	return 0;
@@ -90,12 +90,9 @@ store_close(struct store **storep)
 
 	if (store == NULL)
 		return;
-	if (store->accounts != NULL)
-		log_warn(NULL, "event=store-close reason=\"accounts still open\"");
+	store_accounts_destroy(store);
 	store->ops->close(store->be);
 	store_commit_queue_destroy(store);
-	pthread_cond_destroy(&store->accounts_cond);
-	pthread_mutex_destroy(&store->accounts_lock);
 	free(store);
 	*storep = NULL;
 }
@@ -113,157 +110,15 @@ store_set_fsync(struct store *store, int (*fn)(int fd))
 }
 
 void
+store_flush(struct store *store)
+{
+	store->ops->flush(store->be);
+}
+
+void
 store_sweep_tmp(struct store *store, int64_t now)
 {
 	store->ops->sweep_tmp(store->be, now);
-}
-
-/* --- accounts ----------------------------------------------------------- */
-
-struct store_backend_account *
-store_account_backend(struct store_account *acct)
-{
-	return acct->be;
-}
-
-int64_t
-store_account_id(const struct store_account *acct)
-{
-	return acct->id;
-}
-
-void
-store_account_quota(struct store_account *acct, struct store_quota *quota)
-{
-	pthread_mutex_lock(&acct->lock);
-	*quota = acct->quota;
-	pthread_mutex_unlock(&acct->lock);
-}
-
-int
-store_account_open(struct store *store, int64_t account_id, const struct store_quota *quota,
-    struct store_account **acct_r, const char **error_r)
-{
-	struct store_account *acct, **pp;
-	static const struct store_quota unlimited = { 0, 0 };
-	int rc;
-
-	if (account_id <= 0)
-		return store_fail(STORE_ERR_INVALID, error_r, "invalid account id");
-	if (quota == NULL)
-		quota = &unlimited;
-	pthread_mutex_lock(&store->accounts_lock);
-	for (;;) {
-		for (acct = store->accounts; acct != NULL; acct = acct->next)
-			if (acct->id == account_id)
-				break;
-		if (acct == NULL || !acct->opening)
-			break;
-		/* Another session is opening it (perhaps rebuilding it). */
-		pthread_cond_wait(&store->accounts_cond, &store->accounts_lock);
-	}
-	if (acct != NULL) {
-		acct->refs++;
-		pthread_mutex_unlock(&store->accounts_lock);
-		store_account_set_quota(acct, quota);
-		*acct_r = acct;
-		return 0;
-	}
-	/* Opened outside the table lock: a slow open (a rebuild) holds up
-	 * that account only. */
-	acct = xcalloc(1, sizeof(*acct));
-	acct->store = store;
-	acct->id = account_id;
-	acct->refs = 1;
-	acct->opening = 1;
-	acct->quota = *quota;
-	pthread_mutex_init(&acct->lock, NULL);
-	pthread_cond_init(&acct->watch_done, NULL);
-	acct->next = store->accounts;
-	store->accounts = acct;
-	pthread_mutex_unlock(&store->accounts_lock);
-
-	rc = store->ops->account_open(store->be, account_id, &acct->be, error_r);
-
-	pthread_mutex_lock(&store->accounts_lock);
-	acct->opening = 0;
-	if (rc < 0) {
-		for (pp = &store->accounts; *pp != acct; pp = &(*pp)->next)
-			;
-		*pp = acct->next;
-	}
-	pthread_cond_broadcast(&store->accounts_cond);
-	pthread_mutex_unlock(&store->accounts_lock);
-	if (rc < 0) {
-		pthread_cond_destroy(&acct->watch_done);
-		pthread_mutex_destroy(&acct->lock);
-		free(acct);
-		return -1;
-	}
-	*acct_r = acct;
-	return 0;
-}
-
-void
-store_account_close(struct store_account **acctp)
-{
-	struct store_account *acct = *acctp, **pp;
-	struct store *store;
-
-	if (acct == NULL)
-		return;
-	*acctp = NULL;
-	store = acct->store;
-	pthread_mutex_lock(&store->accounts_lock);
-	if (--acct->refs > 0) {
-		pthread_mutex_unlock(&store->accounts_lock);
-		return;
-	}
-	for (pp = &store->accounts; *pp != acct; pp = &(*pp)->next)
-		;
-	*pp = acct->next;
-	/* Closed under the table lock so that a new open of the same account
-	 * never sees a half-closed backend. */
-	store->ops->account_close(acct->be);
-	pthread_mutex_unlock(&store->accounts_lock);
-	pthread_cond_destroy(&acct->watch_done);
-	pthread_mutex_destroy(&acct->lock);
-	free(acct);
-}
-
-void
-store_account_set_quota(struct store_account *acct, const struct store_quota *quota)
-{
-	pthread_mutex_lock(&acct->lock);
-	acct->quota = *quota;
-	pthread_mutex_unlock(&acct->lock);
-}
-
-int
-store_account_usage(struct store_account *acct, struct store_usage *usage,
-    const char **error_r)
-{
-	return acct->store->ops->account_usage(acct->be, usage, error_r);
-}
-
-int
-store_account_delete(struct store *store, int64_t account_id, const char **error_r)
-{
-	struct store_account *acct;
-	int rc;
-
-	if (account_id <= 0)
-		return store_fail(STORE_ERR_INVALID, error_r, "invalid account id");
-	pthread_mutex_lock(&store->accounts_lock);
-	for (acct = store->accounts; acct != NULL; acct = acct->next)
-		if (acct->id == account_id)
-			break;
-	if (acct != NULL)
-		rc = store_fail(STORE_ERR_CONFLICT, error_r, "the account is in use");
-	else
-		rc = store->ops->account_delete(store->be, account_id, error_r);
-	pthread_mutex_unlock(&store->accounts_lock);
-	return rc;
 }
 
 /* --- notifications ------------------------------------------------------ */

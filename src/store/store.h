@@ -80,7 +80,18 @@ enum store_error {
  * missing). Removes what crashed writers left in tmp/ (files untouched for
  * an hour). */
 int store_open(const char *data_dir, struct store **store_r, const char **error_r);
+/* Closes every account (idle ones included; still-referenced ones are a
+ * caller's bug, logged). */
 void store_close(struct store **store);
+
+#define STORE_ACCOUNT_CACHE_MAX 1000      /* idle accounts kept open */
+#define STORE_ACCOUNT_CACHE_IDLE 300      /* seconds an idle account stays */
+/* Sets the idle-account cache (see store_account_open): at most max idle
+ * accounts (0: none; an account is closed with its last reference), each
+ * for at most idle_seconds. Defaults: STORE_ACCOUNT_CACHE_MAX, lowered to
+ * keep idle accounts under a quarter of RLIMIT_NOFILE, and
+ * STORE_ACCOUNT_CACHE_IDLE. Accounts over the new limits are closed now. */
+void store_set_account_cache(struct store *store, size_t max, unsigned idle_seconds);
 enum store_error store_error_code(void);   /* of this thread's last failure */
 
 /* --- accounts ---------------------------------------------------------- */
@@ -99,8 +110,16 @@ struct store_usage {
  * Archive, all subscribed) the account's store. The quota comes from the
  * directory; store_account_set_quota updates it. Reference-counted: every
  * open needs a store_account_close. The first open in a process removes
- * the message files a crash left without an index entry (it waits for
- * other processes' commits in progress; log: event=orphans-removed). */
+ * the message files a crash left without an index entry, when the index
+ * was not closed cleanly (it waits for other processes' commits in
+ * progress; log: event=orphans-removed).
+ *
+ * When its last reference goes an account stays open, idle, in a cache
+ * (least recently used first out): the next open of it (the next delivery,
+ * the next login) costs no index open. An idle account keeps a few file
+ * descriptors and little memory; it is closed when the cache is full, when
+ * it has been idle for longer than the cache allows (checked at every open
+ * and close), at store_account_delete and at store_close. */
 int store_account_open(struct store *store, int64_t account_id,
     const struct store_quota *quota, struct store_account **acct_r, const char **error_r);
 void store_account_close(struct store_account **acct);

@@ -53,10 +53,25 @@ struct store_backend_ops {
 	void (*close)(struct store_backend *be);
 	void (*set_sync_mode)(struct store_backend *be, enum store_sync_mode mode);
 	void (*set_fsync)(struct store_backend *be, int (*fn)(int fd));
+	/* Waits for the background work queued so far (removing the files of
+	 * committed removals). */
+	void (*flush)(struct store_backend *be);
 
 	int (*account_open)(struct store_backend *be, int64_t id,
 	    struct store_backend_account **ba_r, const char **error_r);
 	void (*account_close)(struct store_backend_account *ba);
+	/* The last reference went: trims what an idle account holds. 1 when
+	 * it may stay open for reuse, 0 when it must be closed (the index
+	 * turned out damaged). No other call on ba runs meanwhile (store.c
+	 * holds no lock). */
+	int (*account_park)(struct store_backend_account *ba);
+	/* Before an idle account is reused: 1 when it still is what a fresh
+	 * open would give (its index was not removed or replaced), else 0
+	 * (store.c closes it and opens it again). Quick. */
+	int (*account_valid)(struct store_backend_account *ba);
+	/* File descriptors an idle account holds: the cache keeps their sum
+	 * well under RLIMIT_NOFILE. */
+	unsigned idle_account_fds;
 	int (*account_delete)(struct store_backend *be, int64_t id, const char **error_r);
 	int (*account_usage)(struct store_backend_account *ba, struct store_usage *usage,
 	    const char **error_r);
@@ -165,5 +180,10 @@ void store_set_sync_mode(struct store *store, enum store_sync_mode mode);
 void store_set_fsync(struct store *store, int (*fn)(int fd));
 /* Runs the clean-up of stale writer files as if the time were `now`. */
 void store_sweep_tmp(struct store *store, int64_t now);
+/* Waits until the background work queued so far is done: the files of
+ * expunged and moved messages are removed after the call returns. */
+void store_flush(struct store *store);
+/* Accounts open (in use or idle) and idle ones. */
+void store_account_cache_count(struct store *store, size_t *open_r, size_t *idle_r);
 
 #endif

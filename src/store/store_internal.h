@@ -15,8 +15,17 @@ struct store {
 	const struct store_backend_ops *ops;
 	struct store_backend *be;
 	pthread_mutex_t accounts_lock;
-	pthread_cond_t accounts_cond;     /* an account finished opening */
-	struct store_account *accounts;   /* open accounts, refcounted */
+	pthread_cond_t accounts_cond;     /* an account finished opening or closing */
+	/* Open accounts (in use, idle, opening, closing), a hash table by id
+	 * with chains through hnext. */
+	struct store_account **buckets;
+	unsigned bucket_bits;
+	size_t naccounts;
+	/* Idle accounts (no reference), most recently used first. */
+	struct store_account *idle_head, *idle_tail;
+	size_t nidle;
+	size_t cache_max;
+	uint64_t cache_idle_ms;
 	/* The group-commit queue (store_writer.c). */
 	pthread_mutex_t commit_lock;
 	pthread_cond_t commit_cond;
@@ -35,18 +44,30 @@ struct store_watch {
 	struct store_watch *prev, *next;
 };
 
+/* refs, opening, closing, idle_since and the links are under
+ * store->accounts_lock. An account with no reference that is neither
+ * opening nor closing is in the idle list. */
 struct store_account {
 	struct store *store;
 	int64_t id;
-	unsigned refs;             /* under store->accounts_lock */
-	int opening;               /* likewise: be not ready yet */
+	unsigned refs;
+	int opening;               /* be not ready yet */
+	int closing;               /* be being trimmed or closed: not usable */
+	uint64_t idle_since;       /* ms, monotonic */
 	struct store_backend_account *be;
 	pthread_mutex_t lock;      /* quota, watches */
 	pthread_cond_t watch_done;
 	struct store_quota quota;
 	struct store_watch *watches;
-	struct store_account *next;
+	struct store_account *hnext;
+	struct store_account *idle_prev, *idle_next;   /* idle_next: also the
+	                                                  list of ones to close */
 };
+
+/* The account table (store_account.c): set up, and closes every account
+ * (still-referenced ones are logged and left). */
+void store_accounts_init(struct store *store);
+void store_accounts_destroy(struct store *store);
 
 void store_commit_queue_init(struct store *store);
 void store_commit_queue_destroy(struct store *store);

@@ -1,5 +1,6 @@
 /*
- * The files + SQLite backend: opening, the schema, connections, accounts.
+ * The files + SQLite backend: opening, the schema, statements, connections
+ * and the helpers the other files share. Accounts: store_sqlite_account.c.
  *
  * Each account has one write connection, used under a mutex (every write
  * is a BEGIN IMMEDIATE transaction, so a second process waits in SQLite's
@@ -22,7 +23,7 @@
 #include "core/xmalloc.h"
 #include "store/store_sqlite.h"
 
-#define SSQL_BUSY_TIMEOUT_MS 10000
+#define SSQL_CACHE_KIB "512"        /* SQLite page cache per connection */
 
 /* Each entry brings the schema from version i to i + 1; user_version holds
  * the number applied. Append, never edit. */
@@ -159,10 +160,13 @@ static const char *const stmt_sql[SST_COUNT] = {
 	    " ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
 	[SST_BODY_SET_THREAD] = "UPDATE bodies SET thread_id = ?2 WHERE id = ?1",
 	[SST_TEXT_INSERT] = "INSERT INTO search_text (id, header, body) VALUES (?1, ?2, ?3)",
-	[SST_BODY_GC_TEXT] = "DELETE FROM search_text WHERE id = ?1"
-	    " AND NOT EXISTS (SELECT 1 FROM messages WHERE body_id = ?1)",
-	[SST_BODY_GC] = "DELETE FROM bodies WHERE id = ?1"
-	    " AND NOT EXISTS (SELECT 1 FROM messages WHERE body_id = ?1)",
+	/* ?1: a JSON array of body ids. One statement for them all: FTS5
+	 * flushes its pending changes at the end of every statement. */
+	[SST_BODY_GC_TEXT] = "DELETE FROM search_text WHERE id IN"
+	    " (SELECT value FROM json_each(?1)) AND NOT EXISTS"
+	    " (SELECT 1 FROM messages WHERE body_id = search_text.id)",
+	[SST_BODY_GC] = "DELETE FROM bodies WHERE id IN (SELECT value FROM json_each(?1))"
+	    " AND NOT EXISTS (SELECT 1 FROM messages WHERE body_id = bodies.id)",
 	[SST_MSGID_GET] = "SELECT thread_id FROM msgids WHERE msgid = ?1",
 	[SST_MSGID_PUT] = "INSERT OR IGNORE INTO msgids (msgid, thread_id) VALUES (?1, ?2)",
 	[SST_MSG_INSERT] = "INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords,"
@@ -200,12 +204,10 @@ static const char *const stmt_sql[SST_COUNT] = {
 
 /* --- helpers ------------------------------------------------------------ */
 
-#define SSQL_CHECK_MARKER "index.check"
-
 /* Leaves a mark for the next open to check the index thoroughly (a full
  * check at every open would cost O(index size)). */
-static void
-mark_damaged(struct store_backend_account *ba)
+void
+ssql_mark_damaged(struct store_backend_account *ba)
 {
 	char *path = xasprintf("%s/" SSQL_CHECK_MARKER, ba->dir);
 	int fd;
@@ -220,7 +222,8 @@ ssql_error(struct ssql_conn *c, int rc, const char **error_r)
 {
 	if (((rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB) && c != NULL &&
 	    c->ba != NULL) {
-		mark_damaged(c->ba);
+		ssql_mark_damaged(c->ba);
+		atomic_store(&c->ba->damaged, 1);
 		return store_fail_temp(error_r, "event=store-index-damaged account=%lld "
 		    "rc=%d reason=\"%s\"", (long long)c->ba->id, rc, sqlite3_errmsg(c->db));
 	}
@@ -421,8 +424,8 @@ ssql_remove_tree(int dirfd, const char *name)
 
 /* --- connections -------------------------------------------------------- */
 
-static void
-conn_close(struct ssql_conn *c)
+void
+ssql_conn_close(struct ssql_conn *c)
 {
 	int i;
 
@@ -434,8 +437,23 @@ conn_close(struct ssql_conn *c)
 	free(c);
 }
 
-static struct ssql_conn *
-conn_open(struct store_backend_account *ba, const char **error_r)
+/* Empties an idle connection: its prepared statements (prepared again
+ * when next used, some tens of microseconds each) and its page cache,
+ * which leaves ~30 KiB, mostly the parsed schema. */
+void
+ssql_conn_trim(struct ssql_conn *c)
+{
+	int i;
+
+	for (i = 0; i < SST_COUNT; i++) {
+		sqlite3_finalize(c->stmts[i]);
+		c->stmts[i] = NULL;
+	}
+	sqlite3_db_release_memory(c->db);
+}
+
+struct ssql_conn *
+ssql_conn_open(struct store_backend_account *ba, const char **error_r)
 {
 	struct ssql_conn *c = xcalloc(1, sizeof(*c));
 	int rc;
@@ -445,13 +463,16 @@ conn_open(struct store_backend_account *ba, const char **error_r)
 	    SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
 		ssql_error(c, rc, error_r);
-		conn_close(c);
+		ssql_conn_close(c);
 		return NULL;
 	}
 	sqlite3_busy_timeout(c->db, SSQL_BUSY_TIMEOUT_MS);
+	/* A small page cache: a thousand idle accounts stay open, and big
+	 * listings are single passes (the kernel caches the file anyway). */
 	if (ssql_exec(c, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
-	    "PRAGMA foreign_keys = OFF; PRAGMA temp_store = MEMORY", error_r) < 0) {
-		conn_close(c);
+	    "PRAGMA foreign_keys = OFF; PRAGMA temp_store = MEMORY;"
+	    "PRAGMA cache_size = -" SSQL_CACHE_KIB, error_r) < 0) {
+		ssql_conn_close(c);
 		return NULL;
 	}
 	return c;
@@ -505,7 +526,7 @@ ssql_reader(struct store_backend_account *ba, const char **error_r)
 		ba->readers = c->next;
 	pthread_mutex_unlock(&ba->rlock);
 	if (c == NULL)
-		c = conn_open(ba, error_r);
+		c = ssql_conn_open(ba, error_r);
 	return c;
 }
 
@@ -557,6 +578,7 @@ ssql_open(const char *data_dir, struct store_backend **be_r, const char **error_
 	be->fsync = fsync;
 	be->sync_mode = STORE_SYNC_WRITER;
 	ssql_pool_init(&be->pool);
+	ssql_unlinker_init(&be->unlinker);
 	pthread_mutex_init(&be->swept_lock, NULL);
 	be->data_dir = xstrdup(data_dir);
 	be->mail_dir = xasprintf("%s/mail", data_dir);
@@ -587,6 +609,7 @@ ssql_open(const char *data_dir, struct store_backend **be_r, const char **error_
 static void
 ssql_close(struct store_backend *be)
 {
+	ssql_unlinker_destroy(&be->unlinker);
 	ssql_pool_destroy(&be->pool);
 	pthread_mutex_destroy(&be->swept_lock);
 	ssql_idset_free(&be->swept);
@@ -612,117 +635,13 @@ ssql_set_fsync(struct store_backend *be, int (*fn)(int fd))
 	be->fsync = fn != NULL ? fn : fsync;
 }
 
-/* --- accounts ----------------------------------------------------------- */
-
 static void
-account_free(struct store_backend_account *ba)
+ssql_flush(struct store_backend *be)
 {
-	struct ssql_conn *c;
-
-	conn_close(ba->w);
-	while ((c = ba->readers) != NULL) {
-		ba->readers = c->next;
-		conn_close(c);
-	}
-	if (ba->msg_fd >= 0)
-		close(ba->msg_fd);
-	pthread_mutex_destroy(&ba->wlock);
-	pthread_mutex_destroy(&ba->rlock);
-	free(ba->dir);
-	free(ba->db_path);
-	free(ba);
+	ssql_unlinker_flush(&be->unlinker);
 }
 
-/* 1 when msg/ holds anything an index could be rebuilt from. */
-static int
-account_has_files(struct store_backend_account *ba)
-{
-	struct dirent *de;
-	DIR *d;
-	int fd, found = 0;
-
-	if ((fd = dup(ba->msg_fd)) < 0)
-		return 0;
-	if ((d = fdopendir(fd)) == NULL) {
-		close(fd);
-		return 0;
-	}
-	while (!found && (de = readdir(d)) != NULL)
-		found = de->d_name[0] != '.';
-	closedir(d);
-	return found;
-}
-
-/* 1 when the index is sound, 0 when it is damaged. Cheap (the header and
- * schema can be read, the account row is there) unless thorough, a full
- * PRAGMA quick_check, which costs a read of the whole index: done when an
- * earlier run saw damage (mark_damaged). */
-static int
-index_check(const char *path, int thorough)
-{
-	static const char *const cheap[] = { "SELECT count(*) FROM sqlite_schema",
-	    "PRAGMA user_version", "SELECT count(*) FROM account" };
-	sqlite3 *db;
-	sqlite3_stmt *st;
-	const unsigned char *r;
-	size_t i;
-	int ok = 0, rc;
-
-	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
-		sqlite3_close(db);
-		return 0;
-	}
-	sqlite3_busy_timeout(db, SSQL_BUSY_TIMEOUT_MS);
-	for (i = 0; i < sizeof(cheap) / sizeof(cheap[0]); i++) {
-		if (sqlite3_prepare_v2(db, cheap[i], -1, &st, NULL) != SQLITE_OK) {
-			/* No account table yet: a new index, interrupted. */
-			ok = i == 2 && sqlite3_errcode(db) == SQLITE_ERROR;
-			goto out;
-		}
-		rc = sqlite3_step(st);
-		sqlite3_finalize(st);
-		if (rc != SQLITE_ROW)
-			goto out;
-	}
-	ok = 1;
-	if (thorough && sqlite3_prepare_v2(db, "PRAGMA quick_check", -1, &st,
-	    NULL) == SQLITE_OK) {
-		r = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_text(st, 0) : NULL;
-		ok = r != NULL && strcmp((const char *)r, "ok") == 0;
-		sqlite3_finalize(st);
-	}
-out:
-	sqlite3_close(db);
-	return ok;
-}
-
-/* Moves a damaged index (and its WAL) aside, for whoever wants to look. */
-static int
-index_set_aside(struct store_backend_account *ba, const char **error_r)
-{
-	char *to = xasprintf("%s.broken-%lld", ba->db_path, (long long)time(NULL));
-	char *from2, *to2;
-	static const char *const sfx[] = { "-wal", "-shm" };
-	size_t i;
-	int rc = 0;
-
-	if (rename(ba->db_path, to) < 0)
-		rc = store_fail_temp(error_r, "event=store-io-error op=rename path=%s "
-		    "reason=\"%s\"", ba->db_path, strerror(errno));
-	for (i = 0; rc == 0 && i < 2; i++) {
-		from2 = xasprintf("%s%s", ba->db_path, sfx[i]);
-		to2 = xasprintf("%s%s", to, sfx[i]);
-		if (rename(from2, to2) < 0 && errno != ENOENT)
-			rc = store_fail_temp(error_r, "event=store-io-error op=rename "
-			    "path=%s reason=\"%s\"", from2, strerror(errno));
-		free(from2);
-		free(to2);
-	}
-	log_warn(NULL, "event=store-index-damaged account=%lld moved-to=%s",
-	    (long long)ba->id, to);
-	free(to);
-	return rc;
-}
+/* --- the schema -------------------------------------------------------- */
 
 static int
 user_version(struct ssql_conn *c, int *version_r, const char **error_r)
@@ -744,8 +663,8 @@ user_version(struct ssql_conn *c, int *version_r, const char **error_r)
 
 /* Brings the schema up to date; a new index gets the default mailboxes, or
  * what the files hold when rebuild is set. */
-static int
-schema_init(struct store_backend_account *ba, int rebuild, const char **error_r)
+int
+ssql_schema_init(struct store_backend_account *ba, int rebuild, const char **error_r)
 {
 	struct ssql_conn *c;
 	char sql[64];
@@ -786,167 +705,20 @@ fail:
 	return -1;
 }
 
-/* Sweeps the account's orphan files at its first open in this process
- * (a rebuild made a row of every file: nothing to do). A failed sweep is
- * tried again at the next open; the account opens anyway. store.c never
- * opens an account twice at once, so the test and the add need not be
- * atomic. */
-static void
-orphans_sweep_once(struct store_backend_account *ba, int rebuilt)
-{
-	struct store_backend *be = ba->be;
-	const char *error;
-	int done;
-
-	pthread_mutex_lock(&be->swept_lock);
-	done = ssql_idset_has(&be->swept, ba->id);
-	pthread_mutex_unlock(&be->swept_lock);
-	if (done)
-		return;
-	if (!rebuilt && ssql_sweep_orphans(ba, &error) < 0) {
-		log_warn(NULL, "event=store-orphan-sweep-failed account=%lld reason=\"%s\"",
-		    (long long)ba->id, error);
-		return;
-	}
-	pthread_mutex_lock(&be->swept_lock);
-	ssql_idset_add(&be->swept, ba->id);
-	pthread_mutex_unlock(&be->swept_lock);
-}
-
-static int
-ssql_account_open(struct store_backend *be, int64_t id, struct store_backend_account **ba_r,
-    const char **error_r)
-{
-	struct store_backend_account *ba = xcalloc(1, sizeof(*ba));
-	char *msg_dir, *marker = NULL;
-	int rebuild = 0, thorough = 0;
-
-	ba->be = be;
-	ba->id = id;
-	ba->msg_fd = -1;
-	pthread_mutex_init(&ba->wlock, NULL);
-	pthread_mutex_init(&ba->rlock, NULL);
-	ba->dir = xasprintf("%s/%lld", be->mail_dir, (long long)id);
-	ba->db_path = xasprintf("%s/index.db", ba->dir);
-	msg_dir = xasprintf("%s/msg", ba->dir);
-	if (mkdir(ba->dir, 0700) == 0) {
-		if (ssql_fsync_dir(be, be->mail_fd, NULL, error_r) < 0)
-			goto fail;
-	} else if (errno != EEXIST) {
-		store_fail_temp(error_r, "event=store-io-error op=mkdir path=%s reason=\"%s\"",
-		    ba->dir, strerror(errno));
-		goto fail;
-	}
-	if (mkdir(msg_dir, 0700) == 0) {
-		if (ssql_fsync_dir(be, be->mail_fd, ba->dir + strlen(be->mail_dir) + 1,
-		    error_r) < 0)
-			goto fail;
-	} else if (errno != EEXIST) {
-		store_fail_temp(error_r, "event=store-io-error op=mkdir path=%s reason=\"%s\"",
-		    msg_dir, strerror(errno));
-		goto fail;
-	}
-	if ((ba->msg_fd = open(msg_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
-		store_fail_temp(error_r, "event=store-io-error op=open path=%s reason=\"%s\"",
-		    msg_dir, strerror(errno));
-		goto fail;
-	}
-	marker = xasprintf("%s/" SSQL_CHECK_MARKER, ba->dir);
-	thorough = access(marker, F_OK) == 0;
-	if (access(ba->db_path, F_OK) == 0) {
-		if (!index_check(ba->db_path, thorough)) {
-			if (index_set_aside(ba, error_r) < 0)
-				goto fail;
-			rebuild = 1;
-		} else if (thorough)
-			log_info(NULL, "event=store-index-checked account=%lld result=ok",
-			    (long long)id);
-	} else if (account_has_files(ba)) {
-		log_warn(NULL, "event=store-index-missing account=%lld", (long long)id);
-		rebuild = 1;
-	}
-	if ((ba->w = conn_open(ba, error_r)) == NULL)
-		goto fail;
-	if (schema_init(ba, rebuild, error_r) < 0)
-		goto fail;
-	if (thorough)
-		unlink(marker);
-	orphans_sweep_once(ba, rebuild);
-	free(marker);
-	free(msg_dir);
-	*ba_r = ba;
-	return 0;
-fail:
-	free(marker);
-	free(msg_dir);
-	account_free(ba);
-	return -1;
-}
-
-static void
-ssql_account_close(struct store_backend_account *ba)
-{
-	account_free(ba);
-}
-
-static int
-ssql_account_delete(struct store_backend *be, int64_t id, const char **error_r)
-{
-	char name[32], gone[64], rnd[17];
-
-	snprintf(name, sizeof(name), "%lld", (long long)id);
-	ssql_random_hex(rnd, 8);
-	snprintf(gone, sizeof(gone), "deleted-%lld-%s", (long long)id, rnd);
-	/* One rename makes the deletion atomic; the removal may then be
-	 * interrupted without harm (tmp/ is cleaned at start). */
-	if (renameat(be->mail_fd, name, be->tmp_fd, gone) < 0) {
-		if (errno == ENOENT)
-			return 0;
-		return store_fail_temp(error_r, "event=store-io-error op=rename account=%lld "
-		    "reason=\"%s\"", (long long)id, strerror(errno));
-	}
-	if (ssql_fsync_dir(be, be->mail_fd, NULL, error_r) < 0)
-		return -1;
-	if (ssql_remove_tree(be->tmp_fd, gone) < 0)
-		log_warn(NULL, "event=store-account-delete-incomplete account=%lld left=%s/%s",
-		    (long long)id, be->tmp_dir, gone);
-	log_info(NULL, "event=store-account-deleted account=%lld", (long long)id);
-	return 0;
-}
-
-static int
-ssql_account_usage(struct store_backend_account *ba, struct store_usage *usage,
-    const char **error_r)
-{
-	struct ssql_conn *c;
-	sqlite3_stmt *st;
-	int rc;
-
-	if ((c = ssql_reader(ba, error_r)) == NULL)
-		return -1;
-	if ((st = ssql_stmt(c, SST_ACCOUNT_USAGE, error_r)) == NULL) {
-		ssql_reader_put(ba, c);
-		return -1;
-	}
-	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		usage->bytes = (uint64_t)sqlite3_column_int64(st, 0);
-		usage->messages = (uint64_t)sqlite3_column_int64(st, 1);
-		rc = 0;
-	} else
-		rc = ssql_error(c, rc == SQLITE_DONE ? SQLITE_CORRUPT : rc, error_r);
-	sqlite3_reset(st);
-	ssql_reader_put(ba, c);
-	return rc;
-}
-
 const struct store_backend_ops store_sqlite_ops = {
 	.name = "sqlite",
 	.open = ssql_open,
 	.close = ssql_close,
 	.set_sync_mode = ssql_set_sync_mode,
 	.set_fsync = ssql_set_fsync,
+	.flush = ssql_flush,
 	.account_open = ssql_account_open,
 	.account_close = ssql_account_close,
+	.account_park = ssql_account_park,
+	.account_valid = ssql_account_valid,
+	/* msg/, the index's shared memory, and the index and its WAL for
+	 * each of two connections. */
+	.idle_account_fds = 6,
 	.account_delete = ssql_account_delete,
 	.account_usage = ssql_account_usage,
 	.mailbox_list = ssql_mailbox_list,

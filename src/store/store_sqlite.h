@@ -16,19 +16,23 @@
  * A copy is a hard link under its own name. Only flags, keywords and MODSEQs
  * live in the index alone (store_sqlite_rebuild.c). Message files are
  * linked only inside the write transaction that adds their rows, and
- * unlinked only after the one that removed them committed: a file without
- * a row is an orphan of a crash (store_sqlite_sweep.c removes them).
+ * unlinked only after the one that removed them committed (by background
+ * threads, store_sqlite_unlink.c): a file without a row is an orphan of a
+ * crash, or about to go (store_sqlite_sweep.c removes orphans).
  *
- * Files: store_sqlite.c (open, schema, connections, accounts),
- * store_sqlite_mailbox.c, store_sqlite_message.c, store_sqlite_commit.c
- * (writers and group commit), store_sqlite_rebuild.c, store_sqlite_sweep.c
- * (what crashes leave behind).
+ * Files: store_sqlite.c (open, schema, connections), store_sqlite_account.c
+ * (opening, trimming idle accounts, deleting), store_sqlite_mailbox.c,
+ * store_sqlite_message.c, store_sqlite_commit.c (writers and group commit),
+ * store_sqlite_rebuild.c, store_sqlite_sweep.c (what crashes leave behind),
+ * store_sqlite_unlink.c (removing files).
  */
 #ifndef PETREL_STORE_STORE_SQLITE_H
 #define PETREL_STORE_STORE_SQLITE_H
 
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
+#include <sys/types.h>
 
 #include "core/buf.h"
 #include "store/store_backend.h"
@@ -115,6 +119,18 @@ struct ssql_pool {
 	int quit;
 };
 
+/* Threads removing the files of committed removals (store_sqlite_unlink.c). */
+struct ssql_unlink_job;
+struct ssql_unlinker {
+	pthread_mutex_t lock;
+	pthread_cond_t work, idle;
+	pthread_t *threads;
+	size_t nthreads;
+	struct ssql_unlink_job *head, **tail;   /* with names not yet taken */
+	size_t jobs;                            /* not finished */
+	int quit;
+};
+
 /* A set of account ids (open addressing; 0 is an empty slot). */
 struct ssql_idset {
 	int64_t *slots;
@@ -130,6 +146,7 @@ struct store_backend {
 	enum store_sync_mode sync_mode;
 	int (*fsync)(int fd);
 	struct ssql_pool pool;
+	struct ssql_unlinker unlinker;
 	pthread_mutex_t swept_lock;
 	struct ssql_idset swept;   /* accounts swept of orphans by this process */
 };
@@ -144,6 +161,9 @@ struct store_backend_account {
 	struct ssql_conn *w;
 	pthread_mutex_t rlock;
 	struct ssql_conn *readers; /* idle read connections */
+	dev_t db_dev;              /* the index file opened */
+	ino_t db_ino;
+	atomic_int damaged;        /* SQLite reported corruption */
 };
 
 struct store_backend_writer {
@@ -183,8 +203,21 @@ struct ssql_names {
 	size_t n;
 };
 
+#define SSQL_BUSY_TIMEOUT_MS 10000
+#define SSQL_CHECK_MARKER "index.check"   /* in mail/<id>/: check the index fully */
+#define SSQL_SWEEP_MARKER "index.sweep"   /* sweep orphans (a sweep failed) */
+
 /* store_sqlite.c */
 int ssql_error(struct ssql_conn *c, int rc, const char **error_r);
+/* Leaves a mark for the next open to check the index thoroughly. */
+void ssql_mark_damaged(struct store_backend_account *ba);
+struct ssql_conn *ssql_conn_open(struct store_backend_account *ba, const char **error_r);
+void ssql_conn_close(struct ssql_conn *c);
+/* Empties an idle connection (its statements, its page cache). */
+void ssql_conn_trim(struct ssql_conn *c);
+/* Brings the schema up to date; a new index gets the default mailboxes, or
+ * what the files hold when rebuild is set. */
+int ssql_schema_init(struct store_backend_account *ba, int rebuild, const char **error_r);
 sqlite3_stmt *ssql_stmt(struct ssql_conn *c, enum ssql_stmt id, const char **error_r);
 int ssql_step_done(struct ssql_conn *c, sqlite3_stmt *st, const char **error_r);
 int ssql_exec(struct ssql_conn *c, const char *sql, const char **error_r);
@@ -203,8 +236,8 @@ int ssql_fsync_dir(struct store_backend *be, int dirfd, const char *name,
     const char **error_r);
 void ssql_names_add(struct ssql_names *names, int64_t mailbox_id, uint32_t uid,
     const char *guid);
-/* Unlinks (after a rollback or a committed removal) and fsyncs the
- * directories; errors are logged only. */
+/* Unlinks (after a rollback) and fsyncs the directories; errors are
+ * logged only. */
 void ssql_names_unlink(struct store_backend_account *ba, struct ssql_names *names);
 void ssql_names_free(struct ssql_names *names);
 void ssql_message_name(char out[SSQL_FILE_NAME_MAX], int64_t mailbox_id, uint32_t uid,
@@ -264,6 +297,16 @@ int ssql_body_insert(struct ssql_conn *c, const char *guid, uint64_t size,
     const struct mime_summary *s, int64_t *body_id_r, int64_t *thread_id_r,
     const char **error_r);
 
+/* store_sqlite_unlink.c */
+void ssql_unlinker_init(struct ssql_unlinker *u);
+/* Waits for the jobs queued so far. */
+void ssql_unlinker_flush(struct ssql_unlinker *u);
+/* Finishes the jobs queued, stops the threads. */
+void ssql_unlinker_destroy(struct ssql_unlinker *u);
+/* Unlinks the files of a committed removal in the background (the
+ * directories fsynced once after), taking over names (left empty). */
+void ssql_names_unlink_later(struct store_backend_account *ba, struct ssql_names *names);
+
 /* store_sqlite_rebuild.c */
 /* Fills a fresh index (in a write transaction) from the files. */
 int ssql_rebuild(struct store_backend_account *ba, struct ssql_conn *c,
@@ -282,6 +325,14 @@ int ssql_sweep_orphans(struct store_backend_account *ba, const char **error_r);
 void ssql_sweep_tmp(struct store_backend *be, int64_t now);
 
 /* The operations (store_backend.h has what they do). */
+int ssql_account_open(struct store_backend *, int64_t, struct store_backend_account **,
+    const char **);
+void ssql_account_close(struct store_backend_account *);
+int ssql_account_park(struct store_backend_account *);
+int ssql_account_valid(struct store_backend_account *);
+int ssql_account_delete(struct store_backend *, int64_t, const char **);
+int ssql_account_usage(struct store_backend_account *, struct store_usage *,
+    const char **);
 int ssql_mailbox_list(struct store_backend_account *, struct store_mailbox **, size_t *,
     const char **);
 int ssql_mailbox_get(struct store_backend_account *, const char *, int64_t,

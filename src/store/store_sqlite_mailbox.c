@@ -631,7 +631,7 @@ ssql_mailbox_rename(struct store_backend_account *ba, const char *from, const ch
 			ssql_names_unlink(ba, &linked);
 			goto out;
 		}
-		ssql_names_unlink(ba, &unlink_after);
+		ssql_names_unlink_later(ba, &unlink_after);
 		changed_r[0] = src.id;
 		changed_r[1] = new_id;
 		rc = 0;

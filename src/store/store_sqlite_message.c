@@ -156,26 +156,39 @@ message_delete(struct ssql_conn *c, int64_t mailbox_id, uint32_t uid, uint64_t m
 	return ssql_step_done(c, st, error_r);
 }
 
-/* Drops the parsed data of message files no row refers to any more. */
+#define SSQL_GC_BATCH 4096         /* body ids per statement */
+
+/* Drops the parsed data of message files no row refers to any more, a
+ * batch of ids per statement: removing the search text is FTS5's most
+ * expensive write, and a statement per message made it flush (and merge
+ * segments) per message. */
 int
 ssql_bodies_gc(struct ssql_conn *c, const int64_t *ids, size_t n, const char **error_r)
 {
+	static const enum ssql_stmt stmts[] = { SST_BODY_GC_TEXT, SST_BODY_GC };
+	struct buf json = BUF_INIT;
 	sqlite3_stmt *st;
-	size_t i;
+	size_t i, k, end;
+	int rc = 0;
 
-	for (i = 0; i < n; i++) {
-		if ((st = ssql_stmt(c, SST_BODY_GC_TEXT, error_r)) == NULL)
-			return -1;
-		sqlite3_bind_int64(st, 1, ids[i]);
-		if (ssql_step_done(c, st, error_r) < 0)
-			return -1;
-		if ((st = ssql_stmt(c, SST_BODY_GC, error_r)) == NULL)
-			return -1;
-		sqlite3_bind_int64(st, 1, ids[i]);
-		if (ssql_step_done(c, st, error_r) < 0)
-			return -1;
+	for (i = 0; i < n && rc == 0; i = end) {
+		end = n - i > SSQL_GC_BATCH ? i + SSQL_GC_BATCH : n;
+		buf_reset(&json);
+		buf_putc(&json, '[');
+		for (k = i; k < end; k++)
+			buf_printf(&json, k > i ? ",%lld" : "%lld", (long long)ids[k]);
+		buf_putc(&json, ']');
+		for (k = 0; k < 2 && rc == 0; k++) {
+			if ((st = ssql_stmt(c, stmts[k], error_r)) == NULL) {
+				rc = -1;
+				break;
+			}
+			sqlite3_bind_text(st, 1, buf_cstr(&json), (int)json.len, SQLITE_STATIC);
+			rc = ssql_step_done(c, st, error_r);
+		}
 	}
-	return 0;
+	buf_free(&json);
+	return rc;
 }
 
 /* --- keyword lists ------------------------------------------------------ */
@@ -866,7 +879,7 @@ ssql_message_copy(struct store_backend_account *ba, int64_t from_mailbox_id,
 	} else if ((rc = ssql_wcommit(ba, error_r)) < 0) {
 		ssql_names_unlink(ba, &linked);
 	} else {
-		ssql_names_unlink(ba, &unlink_after);
+		ssql_names_unlink_later(ba, &unlink_after);
 	}
 	ssql_names_free(&linked);
 	ssql_names_free(&unlink_after);
@@ -963,7 +976,7 @@ ssql_message_expunge(struct store_backend_account *ba, int64_t mailbox_id,
 	if (ssql_wcommit(ba, error_r) < 0)
 		goto out;
 	/* Committed: now the files may go. */
-	ssql_names_unlink(ba, &gone);
+	ssql_names_unlink_later(ba, &gone);
 	*changed_r = 1;
 	ssql_names_free(&gone);
 	free(bodies);

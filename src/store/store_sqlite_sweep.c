@@ -14,12 +14,14 @@
  * between the link and the COMMIT, or between the COMMIT and the unlink,
  * leaves a file without a row, which a later rebuild would bring back (or
  * trip over: its UID may have been given again). At an account's first
- * open in the process, the sweep holds the account's write transaction
- * (BEGIN IMMEDIATE): no process is then between a link and its COMMIT, so
- * every message file without a committed row (same mailbox, UID and GUID)
- * is an orphan, and so is every mailbox directory without a mailbox row (a
- * deletion interrupted after its commit, a creation rolled back). Files
- * whose names are not message names are left alone.
+ * open in the process, if the index was not closed cleanly (its WAL is
+ * there: a process died with it open, or has it open now), the sweep
+ * holds the account's write transaction (BEGIN IMMEDIATE): no process is
+ * then between a link and its COMMIT, so every message file without a
+ * committed row (same mailbox, UID and GUID) is an orphan, and so is every
+ * mailbox directory without a mailbox row (a deletion interrupted after
+ * its commit, a creation rolled back). Files whose names are not message
+ * names are left alone.
  */
 #include <ctype.h>
 #include <dirent.h>

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -1250,8 +1251,10 @@ test_rebuild(void **state)
 	/* New messages continue after the highest UID. */
 	assert_int_equal(append(f->store, f->acct, "INBOX", msg1, 0, NULL), 4);
 
-	/* A damaged index is set aside and rebuilt. */
+	/* A damaged index is set aside and rebuilt (once really closed: an
+	 * open connection would not read the damaged header again). */
 	store_account_close(&f->acct);
+	store_set_account_cache(f->store, 0, 0);
 	path = xasprintf("%s/mail/1/index.db", f->dir);
 	{
 		FILE *fp = fopen(path, "r+");
@@ -1456,6 +1459,34 @@ reopen_store(struct fixture *f)
 	assert_int_equal(store_account_open(f->store, 1, NULL, &f->acct, &error), 0);
 }
 
+/* Closes the store, then a process opens the account and dies with it
+ * open (its WAL left behind: the sign of an unclean close), and the store
+ * is opened again. */
+static void
+reopen_store_after_crash(struct fixture *f)
+{
+	const char *error;
+	struct store *store;
+	struct store_account *acct;
+	pid_t pid;
+	int status;
+
+	store_account_close(&f->acct);
+	store_close(&f->store);
+	if ((pid = fork()) == 0) {
+		if (store_open(f->dir, &store, &error) < 0 ||
+		    store_account_open(store, 1, NULL, &acct, &error) < 0 ||
+		    store_mailbox_get(acct, "INBOX", NULL, &error) != 1)
+			_exit(1);
+		_exit(0);
+	}
+	assert_true(pid > 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_int_equal(store_open(f->dir, &f->store, &error), 0);
+	assert_int_equal(store_account_open(f->store, 1, NULL, &f->acct, &error), 0);
+}
+
 static void
 test_orphans(void **state)
 {
@@ -1477,6 +1508,7 @@ test_orphans(void **state)
 	/* A crash between an expunge's COMMIT and its unlink. */
 	assert_int_equal(link(expunged, saved), 0);
 	assert_int_equal(store_message_expunge(f->acct, inbox, &uid2, 1, &error), 0);
+	store_flush(f->store);
 	assert_false(file_exists(expunged));
 	assert_int_equal(link(saved, expunged), 0);
 	/* Crashes between a link and its COMMIT: a UID never committed, a UID
@@ -1493,12 +1525,15 @@ test_orphans(void **state)
 	assert_int_equal(mkdir(gone_dir, 0700), 0);
 	write_file(gone, msg3);
 
-	/* Only the first open in the process sweeps. */
+	/* Only the first open in the process sweeps, and only after an
+	 * unclean close. */
 	store_account_close(&f->acct);
 	assert_int_equal(store_account_open(f->store, 1, NULL, &f->acct, &error), 0);
 	assert_true(file_exists(orphan));
-
 	reopen_store(f);
+	assert_true(file_exists(orphan));
+
+	reopen_store_after_crash(f);
 	assert_false(file_exists(orphan));
 	assert_false(file_exists(reused));
 	assert_false(file_exists(expunged));
@@ -1663,6 +1698,261 @@ test_tmp_sweep(void **state)
 	free(notmine);
 }
 
+/* --- the idle-account cache ------------------------------------------- */
+
+static size_t
+cache_open_count(struct store *store)
+{
+	size_t open, idle;
+
+	store_account_cache_count(store, &open, &idle);
+	return open;
+}
+
+static size_t
+cache_idle_count(struct store *store)
+{
+	size_t open, idle;
+
+	store_account_cache_count(store, &open, &idle);
+	return idle;
+}
+
+static size_t
+open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	size_t n = 0;
+
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL)
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+/* An account closed and opened again is the one kept idle, with its data;
+ * the cache keeps the most recently used, up to its size. */
+static void
+test_cache_reopen(void **state)
+{
+	struct fixture *f = *state;
+	struct store_account *a[4];
+	struct store_message *msgs;
+	const char *error;
+	size_t n;
+	int64_t inbox = mailbox_id(f->acct, "INBOX");
+	int i;
+
+	append(f->store, f->acct, "INBOX", msg1, STORE_FLAG_SEEN, NULL);
+	append(f->store, f->acct, "INBOX", msg2, 0, NULL);
+	store_account_close(&f->acct);
+	assert_int_equal(cache_open_count(f->store), 1);
+	assert_int_equal(cache_idle_count(f->store), 1);
+	assert_int_equal(store_account_open(f->store, 1, NULL, &f->acct, &error), 0);
+	assert_int_equal(cache_idle_count(f->store), 0);
+	assert_int_equal(store_message_list(f->acct, inbox, 1, UINT32_MAX, &msgs, &n, &error),
+	    0);
+	assert_int_equal(n, 2);
+	assert_int_equal(msgs[0].flags, STORE_FLAG_SEEN);
+	store_messages_free(&msgs, n);
+	assert_int_equal(mailbox(f->acct, "INBOX").messages, 2);
+	/* Reused, it takes new mail like a fresh one. */
+	assert_int_equal(append(f->store, f->acct, "INBOX", msg3, 0, NULL), 3);
+
+	/* Room for two: closing four keeps the last two closed. */
+	store_set_account_cache(f->store, 2, 300);
+	for (i = 0; i < 4; i++)
+		assert_int_equal(store_account_open(f->store, 10 + i, NULL, &a[i], &error), 0);
+	for (i = 0; i < 4; i++)
+		store_account_close(&a[i]);
+	assert_int_equal(cache_idle_count(f->store), 2);
+	assert_int_equal(cache_open_count(f->store), 3);
+	assert_int_equal(store_account_open(f->store, 12, NULL, &a[2], &error), 0);
+	assert_int_equal(cache_open_count(f->store), 3);   /* 12 was kept */
+	assert_int_equal(store_account_open(f->store, 10, NULL, &a[0], &error), 0);
+	assert_int_equal(cache_open_count(f->store), 4);   /* 10 was not */
+	store_account_close(&a[0]);
+	store_account_close(&a[2]);
+
+	/* Idle for longer than allowed: closed at the next open or close. */
+	store_set_account_cache(f->store, 10, 1);
+	usleep(1100 * 1000);
+	assert_int_equal(cache_open_count(f->store), 3);
+	assert_int_equal(store_account_open(f->store, 20, NULL, &a[0], &error), 0);
+	assert_int_equal(cache_open_count(f->store), 2);
+	store_account_close(&a[0]);
+
+	/* No cache: the last close closes. */
+	store_set_account_cache(f->store, 0, 300);
+	assert_int_equal(cache_open_count(f->store), 1);
+	store_account_close(&f->acct);
+	assert_int_equal(cache_open_count(f->store), 0);
+	assert_int_equal(store_account_open(f->store, 1, NULL, &f->acct, &error), 0);
+	assert_int_equal(mailbox(f->acct, "INBOX").messages, 3);
+}
+
+/* Deleting an idle account closes it first; a deleted account opens
+ * empty; an account in use cannot be deleted. */
+static void
+test_cache_delete(void **state)
+{
+	struct fixture *f = *state;
+	const char *error;
+	char *path;
+
+	append(f->store, f->acct, "INBOX", msg1, 0, NULL);
+	assert_int_equal(store_account_delete(f->store, 1, &error), -1);
+	assert_int_equal(store_error_code(), STORE_ERR_CONFLICT);
+	store_account_close(&f->acct);
+	assert_int_equal(cache_idle_count(f->store), 1);
+	assert_int_equal(store_account_delete(f->store, 1, &error), 0);
+	assert_int_equal(cache_open_count(f->store), 0);
+	path = xasprintf("%s/mail/1", f->dir);
+	assert_false(file_exists(path));
+	free(path);
+	assert_int_equal(store_account_open(f->store, 1, NULL, &f->acct, &error), 0);
+	assert_int_equal(mailbox(f->acct, "INBOX").messages, 0);
+	assert_int_equal(append(f->store, f->acct, "INBOX", msg2, 0, NULL), 1);
+
+	/* An index removed behind an idle account's back (another process
+	 * deleting the account) is noticed: the next open starts afresh. */
+	store_account_close(&f->acct);
+	path = xasprintf("%s/mail/1", f->dir);
+	assert_int_equal(nftw(path, rm_entry, 8, FTW_DEPTH | FTW_PHYS), 0);
+	free(path);
+	assert_int_equal(store_account_open(f->store, 1, NULL, &f->acct, &error), 0);
+	assert_int_equal(mailbox(f->acct, "INBOX").messages, 0);
+	assert_int_equal(cache_open_count(f->store), 1);
+}
+
+/* store_close closes the idle accounts: their descriptors are released and
+ * their WALs checkpointed away. */
+static void
+test_cache_store_close(void **state)
+{
+	struct fixture *f = *state;
+	struct store_account *a[5];
+	const char *error;
+	char *wal;
+	size_t fds;
+	int i;
+
+	store_account_close(&f->acct);
+	store_close(&f->store);
+	fds = open_fds();
+	assert_int_equal(store_open(f->dir, &f->store, &error), 0);
+	for (i = 0; i < 5; i++) {
+		assert_int_equal(store_account_open(f->store, 1 + i, NULL, &a[i], &error), 0);
+		append(f->store, a[i], "INBOX", msg1, 0, NULL);
+		store_account_close(&a[i]);
+	}
+	assert_int_equal(cache_idle_count(f->store), 5);
+	assert_true(open_fds() > fds);
+	wal = xasprintf("%s/mail/3/index.db-wal", f->dir);
+	assert_true(file_exists(wal));
+	store_close(&f->store);
+	assert_int_equal(open_fds(), fds);
+	assert_false(file_exists(wal));
+	free(wal);
+	assert_int_equal(store_open(f->dir, &f->store, &error), 0);
+	assert_int_equal(store_account_open(f->store, 1, NULL, &f->acct, &error), 0);
+	assert_int_equal(mailbox(f->acct, "INBOX").messages, 1);
+}
+
+static int
+no_fsync(int fd)
+{
+	(void)fd;
+	return 0;
+}
+
+#define CACHE_THREADS 8
+#define CACHE_ROUNDS 150
+#define CACHE_ACCOUNTS 5
+
+struct cache_arg {
+	struct store *store;
+	unsigned seed;
+	int appended[CACHE_ACCOUNTS];
+};
+
+/* Opens, uses and closes a few accounts at random, some appends among the
+ * reads, while the cache (two idle accounts at most) closes others. */
+static void *
+cache_thread(void *p)
+{
+	struct cache_arg *a = p;
+	struct store_account *acct;
+	struct store_mailbox m;
+	struct store_writer *w;
+	struct store_target t;
+	const char *error;
+	int i, k;
+
+	for (i = 0; i < CACHE_ROUNDS; i++) {
+		k = (int)(rand_r(&a->seed) % CACHE_ACCOUNTS);
+		if (store_account_open(a->store, 1 + k, NULL, &acct, &error) < 0)
+			return "open";
+		if (store_mailbox_get(acct, "INBOX", &m, &error) != 1)
+			return "get";
+		store_mailbox_clear(&m);
+		if (rand_r(&a->seed) % 4 == 0) {
+			if (store_writer_new(a->store, &w, &error) < 0 ||
+			    store_writer_write(w, msg1, strlen(msg1), &error) < 0)
+				return "write";
+			memset(&t, 0, sizeof(t));
+			t.acct = acct;
+			t.mailbox_name = "INBOX";
+			if (store_writer_commit(w, &t, 1, &error) != 1)
+				return "commit";
+			store_writer_free(&w);
+			a->appended[k]++;
+		}
+		store_account_close(&acct);
+		if (i % 50 == 49)
+			store_set_account_cache(a->store, (size_t)(i / 50) % 3, 300);
+	}
+	return NULL;
+}
+
+static void
+test_cache_threads(void **state)
+{
+	struct fixture *f = *state;
+	struct cache_arg args[CACHE_THREADS];
+	pthread_t th[CACHE_THREADS];
+	struct store_account *acct;
+	const char *error;
+	void *res;
+	int i, k, total;
+
+	store_set_fsync(f->store, no_fsync);
+	store_set_account_cache(f->store, 2, 300);
+	for (i = 0; i < CACHE_THREADS; i++) {
+		memset(&args[i], 0, sizeof(args[i]));
+		args[i].store = f->store;
+		args[i].seed = (unsigned)i * 7919 + 1;
+		assert_int_equal(pthread_create(&th[i], NULL, cache_thread, &args[i]), 0);
+	}
+	for (i = 0; i < CACHE_THREADS; i++) {
+		assert_int_equal(pthread_join(th[i], &res), 0);
+		if (res != NULL)
+			fail_msg("thread %d: %s", i, (const char *)res);
+	}
+	/* Account 1 is the fixture's, held open throughout. */
+	assert_int_equal(cache_open_count(f->store) - cache_idle_count(f->store), 1);
+	for (k = 0; k < CACHE_ACCOUNTS; k++) {
+		for (i = 0, total = 0; i < CACHE_THREADS; i++)
+			total += args[i].appended[k];
+		assert_int_equal(store_account_open(f->store, 1 + k, NULL, &acct, &error), 0);
+		assert_int_equal(mailbox(acct, "INBOX").messages, total);
+		store_account_close(&acct);
+	}
+	store_set_fsync(f->store, NULL);
+}
+
 int
 main(void)
 {
@@ -1684,6 +1974,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_orphans, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_orphans_wait_for_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tmp_sweep, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cache_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cache_delete, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cache_store_close, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cache_threads, setup, teardown),
 	};
 
 	/* The failures provoked here log errors: quiet unless asked. */
