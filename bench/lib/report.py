@@ -85,7 +85,7 @@ def ratio(stack, petrel, key, higher):
     if a is None or b is None or a == 0:
         return "—"
     r = b / a
-    better = (r > 1) == higher if r != 1 else None
+    better = (r > 1) == higher if abs(r - 1) >= 0.02 else None
     mark = "" if better is None else (" (better)" if better else " (worse)")
     return f"{r:.2f}×{mark}"
 
@@ -246,7 +246,8 @@ def section(results, scenarios, chart_dir_rel):
     lines += [
         f"- **Date**: {results['date']}; {results['rounds']} rounds, medians.",
         f"- **Machine**: {m['cpu']}, {m['cores']} cores, {m['mem_mib']:,} MiB RAM, "
-        f"Linux {m['kernel']}, Debian {m['debian']}, work directory on {m['fs']}.",
+        f"Linux {m['kernel']}, Debian {m['debian']}, work directory on "
+        f"{' '.join(m['fs'].split())}.",
         f"- **Load average** (1/5/15 min) before: {la[0]:.2f} {la[1]:.2f} {la[2]:.2f}; "
         f"after: {lb[0]:.2f} {lb[1]:.2f} {lb[2]:.2f} (other work on the machine "
         "shows here and makes figures noisier).",
