@@ -171,7 +171,7 @@ int
 cmd_serve(struct cli *cli, int argc, char **argv)
 {
 	const struct net_proto *protos[SERVICE_COUNT];
-	struct proto_context ctx = { NULL, NULL, NULL, NULL };
+	struct proto_context ctx = { NULL, NULL, NULL, NULL, NULL };
 	struct auth_settings as;
 	struct net_server *srv;
 	struct delivery_services qsvc;
@@ -287,6 +287,8 @@ cmd_serve(struct cli *cli, int argc, char **argv)
 		net_server_free(&srv);
 		return 1;
 	}
+	if (runner != NULL)
+		ctx.srs = queue_runner_srs(runner);
 	net_server_start(srv);
 	pid_path = write_pid_file(cfg);
 	log_info(NULL, "event=ready version=%s hostname=%s listeners=%d io_threads=%d "

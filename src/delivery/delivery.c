@@ -6,11 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "directory/directory.h"
+#include "queue/queue.h"
+#include "queue/queue_srs.h"
 
 struct delivery_msg {
 	const struct delivery_services *svc;
@@ -83,6 +86,41 @@ over_quota(const struct delivery_services *svc, const struct delivery_mailbox *m
 	return over;
 }
 
+/* ORCPT for a recipient that came without one: "rfc822;" and the address
+ * as xtext ('=' and '+' in it, as SRS addresses have, must be encoded). */
+static char *
+orcpt_of(const char *address)
+{
+	struct buf b = BUF_INIT;
+
+	buf_puts(&b, "rfc822;");
+	queue_xtext_encode(&b, address);
+	return buf_steal(&b);
+}
+
+/* A bounce to the SRS sender of one of our forwards goes back to the
+ * original sender, from anyone (it is a reply to mail we sent): 1 when
+ * address is such a bounce (rcpt filled in), -1 when it looks like one but
+ * its hash or age is wrong, 0 when it is not ours. */
+static int
+srs_bounce(const struct delivery_services *svc, const char *address,
+    struct delivery_rcpt *rcpt)
+{
+	const char *at = strrchr(address, '@');
+	char *orig = NULL;
+	int r;
+
+	if (svc->srs == NULL || svc->queue == NULL || at == NULL ||
+	    strcasecmp(at + 1, queue_srs_domain(svc->srs)) != 0)
+		return 0;
+	r = queue_srs_reverse(svc->srs, address, (int64_t)time(NULL), &orig);
+	if (r == 1) {
+		add_external(rcpt, orig);
+		free(orig);
+	}
+	return r;
+}
+
 enum delivery_resolve_status
 delivery_resolve(const struct delivery_services *svc, const char *address, int relay,
     uint64_t size, struct delivery_rcpt *rcpt)
@@ -93,6 +131,14 @@ delivery_resolve(const struct delivery_services *svc, const char *address, int r
 	size_t i, full = 0;
 
 	memset(&res, 0, sizeof(res));
+	switch (srs_bounce(svc, address, rcpt)) {
+	case 1:
+		return DELIVERY_RESOLVED;
+	case -1:
+		return DELIVERY_UNKNOWN;
+	default:
+		break;
+	}
 	/* Addresses the directory cannot hold (UTF-8 domains) are never local. */
 	norm = directory_normalize_address(address);
 	if (norm == NULL) {
@@ -308,7 +354,7 @@ msg_queue(struct delivery_msg *m, struct delivery_outcome *out)
 			if (r->orcpt != NULL)
 				q->orcpt = r->orcpt;
 			else if (strcasecmp(r->external[j], r->address) != 0)
-				q->orcpt = xasprintf("rfc822;%s", r->address);
+				q->orcpt = orcpt_of(r->address);
 		}
 	}
 	rc = queue_writer_commit(m->queue, &qe, &error);

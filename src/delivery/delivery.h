@@ -36,6 +36,7 @@ struct delivery_services {
 	struct directory *dir;
 	struct store *store;
 	struct queue *queue;
+	const struct queue_srs *srs; /* bounces to our SRS senders (may be NULL) */
 	const char *hostname;       /* this server, for trace and DSN fields */
 };
 

@@ -11,6 +11,7 @@ struct auth;
 struct directory;
 struct store;
 struct queue;
+struct queue_srs;
 
 /* Given to the network layer as the app pointer (net_conn_app). */
 struct proto_context {
@@ -18,6 +19,8 @@ struct proto_context {
 	struct directory *dir;
 	struct store *store;
 	struct queue *queue;
+	/* Reverses SRS addresses of bounces to our forwards (NULL: none). */
+	const struct queue_srs *srs;
 };
 
 extern const struct net_proto proto_smtp;

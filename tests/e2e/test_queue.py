@@ -395,6 +395,31 @@ def test_srs_for_forwards(hosts):
                     re.I), rp
 
 
+def test_srs_bounce_goes_back_to_the_original_sender(hosts):
+    """A bounce to the SRS sender of a forward reaches the original sender;
+    a forged SRS address is refused."""
+    a, b = hosts
+    a.cli("alias", "add", "fwd2@example.test", "rcpt@dest.test")
+    before = len(mailbox(b, "rcpt@dest.test"))
+    msg = ("From: <rcpt@dest.test>\r\nTo: <fwd2@example.test>\r\n"
+           "Subject: to be bounced\r\n\r\nbody\r\n")
+    with smtplib.SMTP("127.0.0.1", a.ports["mx"], timeout=20) as s:
+        s.sendmail("rcpt@dest.test", ["fwd2@example.test"], msg.encode())
+    got = wait_mail(b, "rcpt@dest.test", before + 1)
+    srs = got[-1]["Return-Path"].strip("<>")
+    assert srs.upper().startswith("SRS0="), srs
+    bounce = ("From: MAILER-DAEMON@elsewhere.test\r\nTo: <%s>\r\n"
+              "Subject: Undelivered Mail Returned to Sender\r\n\r\nbounced\r\n" % srs)
+    with smtplib.SMTP("127.0.0.1", a.ports["mx"], timeout=20) as s:
+        s.sendmail("", [srs], bounce.encode())
+        local, domain = srs.rsplit("@", 1)
+        forged = local[:5] + ("a" if local[5] != "a" else "b") + local[6:] + "@" + domain
+        code, _ = s.rcpt(forged) if s.mail("")[0] == 250 else (None, None)
+        assert code == 550, code
+    got = wait_mail(b, "rcpt@dest.test", before + 2)
+    assert got[-1]["Subject"] == "Undelivered Mail Returned to Sender"
+
+
 class Hostile(threading.Thread):
     """An SMTP server that misbehaves, a different way per connection."""
 

@@ -92,6 +92,7 @@ smtp_message_begin(struct smtp_session *s, int dotted)
 	txn->svc.dir = s->ctx->dir;
 	txn->svc.store = s->ctx->store;
 	txn->svc.queue = s->ctx->queue;
+	txn->svc.srs = s->ctx->srs;
 	txn->svc.hostname = s->cfg->hostname;
 	env->id = txn->id;
 	env->sender = txn->mail.sender;

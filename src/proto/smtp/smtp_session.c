@@ -121,6 +121,7 @@ smtp_job_new(struct smtp_session *s)
 	job->svc.dir = s->ctx->dir;
 	job->svc.store = s->ctx->store;
 	job->svc.queue = s->ctx->queue;
+	job->svc.srs = s->ctx->srs;
 	job->svc.hostname = s->cfg->hostname;
 	return job;
 }
