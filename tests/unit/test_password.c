@@ -46,17 +46,21 @@ test_known_hashes(void **state)
 	}
 }
 
-/* Made by the argon2 CLI with our parameters (t=2, 64 MiB): no rehash. */
+/* Made by the argon2 CLI with our parameters (t=2, 19 MiB): no rehash; with
+ * libsodium's "interactive" 64 MiB (our earlier cost): verifies, rehashed. */
 static void
 test_argon2id_current(void **state)
 {
-	static const char hash[] = "{ARGON2ID}$argon2id$v=19$m=65536,t=2,p=1$c29tZXNhbHRzY"
+	static const char hash[] = "{ARGON2ID}$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzYWx0MTIzNA$vV36r1h/MHUFn7Xuhm7A47Ks2L6J0HN4K+ktrrTuvEs";
+	static const char old[] = "{ARGON2ID}$argon2id$v=19$m=65536,t=2,p=1$c29tZXNhbHRzY"
 	    "Wx0MTIzNA$RdBXXzIONi1pK7ZEjoLH9ogG8KWW/tBvkI8WJgDO9Uo";
 
 	assert_int_equal(password_verify(hash, "pencil"), 1);
 	assert_int_equal(password_verify(hash, "pencil "), 0);
 	assert_int_equal(password_needs_rehash(hash), 0);
 	assert_int_equal(password_needs_rehash(hash + 1), 1);
+	assert_int_equal(password_verify(old, "pencil"), 1);
+	assert_int_equal(password_needs_rehash(old), 1);
 }
 
 static void
