@@ -82,9 +82,12 @@ struct queue_envelope {
 	size_t nrcpts;
 };
 
-/* Opens (creating when missing) the queue kept in data_dir/queue. Leftovers
- * of a crash (temporary files, message files without an envelope, which were
- * never acknowledged) are removed. *error_r is allocated: the caller frees it. */
+/* Opens (creating when missing) the queue kept in data_dir/queue. Several
+ * processes may have it open at once (the daemon and `petrel queue`).
+ * Leftovers of a crash (temporary files, message files without an envelope,
+ * which were never acknowledged) are removed, but only when no other process
+ * has the queue open (they could be its commits under way); otherwise they
+ * stay until a later open. *error_r is allocated: the caller frees it. */
 int queue_open(const char *data_dir, struct queue **q_r, char **error_r);
 void queue_close(struct queue **q);
 

@@ -7,8 +7,16 @@
  *                    the commit point, and queue_update replaces it the same
  *                    way
  *
+ *   queue/lock       flock()ed: shared by every process that has the queue
+ *                    open, exclusive while open removes leftovers
+ *
  * A message file without an envelope is a commit that never finished (and
- * was never acknowledged): open removes it. Writes follow the usual rule:
+ * was never acknowledged): open removes it, with the files in tmp/, but only
+ * when no other process has the queue open. The daemon, `petrel queue` and
+ * a second daemon start all open it; the files of another process's commit
+ * under way look exactly like a crash's leftovers, and removing them lost
+ * that commit ("cannot store an envelope: No such file or directory", or an
+ * envelope whose message file was gone). Writes follow the usual rule:
  * temporary file, write, fsync, rename, fsync the directory.
  */
 #include <dirent.h>
@@ -17,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,6 +38,7 @@
 struct queue_backend {
 	char *root;             /* DATA/queue */
 	int tmp_fd, msg_fd, env_fd;  /* the three directories */
+	int lock_fd;            /* queue/lock, held shared while open */
 };
 
 struct queue_backend_writer {
@@ -95,6 +105,45 @@ spool_recover(struct queue_backend *be)
 	fsync(be->msg_fd);
 }
 
+/*
+ * Takes queue/lock shared for as long as the queue is open, and removes
+ * leftovers first when the exclusive lock can be had, i.e. when no other
+ * process has the queue open. The exclusive lock then becomes the shared
+ * one; flock() does that by dropping and taking again, so another process
+ * may recover in between, which is safe: this one has written nothing yet,
+ * and waits for the shared lock until that recovery is done.
+ */
+static int
+spool_lock(struct queue_backend *be, char **error_r)
+{
+	char *path = xasprintf("%s/lock", be->root);
+	int r;
+
+	be->lock_fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (be->lock_fd < 0) {
+		*error_r = xasprintf("%s: %s", path, strerror(errno));
+		free(path);
+		return -1;
+	}
+	free(path);
+	while ((r = flock(be->lock_fd, LOCK_EX | LOCK_NB)) < 0 && errno == EINTR)
+		;
+	if (r == 0)
+		spool_recover(be);
+	else if (errno != EWOULDBLOCK)
+		goto fail;
+	else
+		log_debug(NULL, "event=queue-shared reason=\"open elsewhere: leftovers kept\"");
+	while ((r = flock(be->lock_fd, LOCK_SH)) < 0 && errno == EINTR)
+		;
+	if (r < 0)
+		goto fail;
+	return 0;
+fail:
+	*error_r = xasprintf("%s/lock: %s", be->root, strerror(errno));
+	return -1;
+}
+
 static int
 spool_open(const char *data_dir, struct queue_backend **be_r, char **error_r)
 {
@@ -102,7 +151,7 @@ spool_open(const char *data_dir, struct queue_backend **be_r, char **error_r)
 	char *path;
 	int rc;
 
-	be->tmp_fd = be->msg_fd = be->env_fd = -1;
+	be->tmp_fd = be->msg_fd = be->env_fd = be->lock_fd = -1;
 	be->root = xasprintf("%s/queue", data_dir);
 	if (open_dir(be->root, &rc, error_r) < 0)
 		goto fail;
@@ -122,7 +171,8 @@ spool_open(const char *data_dir, struct queue_backend **be_r, char **error_r)
 	free(path);
 	if (rc < 0)
 		goto fail;
-	spool_recover(be);
+	if (spool_lock(be, error_r) < 0)
+		goto fail;
 	*be_r = be;
 	return 0;
 fail:
@@ -130,6 +180,10 @@ fail:
 		close(be->tmp_fd);
 	if (be->msg_fd >= 0)
 		close(be->msg_fd);
+	if (be->env_fd >= 0)
+		close(be->env_fd);
+	if (be->lock_fd >= 0)
+		close(be->lock_fd);
 	free(be->root);
 	free(be);
 	return -1;
@@ -141,6 +195,7 @@ spool_close(struct queue_backend *be)
 	close(be->tmp_fd);
 	close(be->msg_fd);
 	close(be->env_fd);
+	close(be->lock_fd);     /* drops the shared lock */
 	free(be->root);
 	free(be);
 }

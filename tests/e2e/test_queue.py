@@ -560,3 +560,89 @@ def test_delivers_to_postfix_smtp_sink(hosts, mx_port, e2e_root):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def message_count(p, address):
+    r = p.cli("message", "list", address, json=True, expect=None)
+    if r.returncode != 0:   # the store is busy with a delivery
+        return -1
+    listing = json.loads(r.stdout)
+    return len(listing if isinstance(listing, list) else listing.get("messages", []))
+
+
+def send_while_flushing(p, count, threads, tag):
+    """Sends count messages to p's forwarder over `threads` concurrent MX
+    connections while `petrel queue flush` runs over and over (each run
+    opens the spool in a second process). Returns the failures."""
+    failures = []
+    done = threading.Event()
+    lock = threading.Lock()
+    body = ("x" * 76 + "\r\n") * 400     # ~30 KB: commits take a while
+
+    def sender(k):
+        for i in range(k, count, threads):
+            msg = ("From: <someone@outside.test>\r\nTo: <fwd@example.test>\r\n"
+                   "Subject: %s %d\r\n\r\n%s" % (tag, i, body))
+            try:
+                with smtplib.SMTP("127.0.0.1", p.ports["mx"], timeout=30) as s:
+                    refused = s.sendmail("someone@outside.test", ["fwd@example.test"],
+                                         msg.encode())
+                    if refused:
+                        raise smtplib.SMTPException(refused)
+            except (smtplib.SMTPException, OSError) as e:
+                with lock:
+                    failures.append("%s %d: %r" % (tag, i, e))
+
+    def flusher():
+        while not done.is_set():
+            p.cli("queue", "flush", expect=None, timeout=30)
+
+    f = threading.Thread(target=flusher, daemon=True)
+    f.start()
+    senders = [threading.Thread(target=sender, args=(k,), daemon=True)
+               for k in range(threads)]
+    for t in senders:
+        t.start()
+    for t in senders:
+        t.join(60)
+    done.set()
+    f.join(60)
+    return failures
+
+
+def test_flush_while_receiving_loses_nothing(module_factory, hosts, dns, mx_port):
+    """A benchmark lost a message to `queue: cannot store an envelope: No such
+    file or directory`: each `petrel queue flush` opened the spool and removed
+    "crash leftovers" from tmp/ and msg/, which were the files of commits the
+    daemon had under way. Forwards to outside addresses arrive while the relay
+    host is down, then again after a restart with a working one, each time
+    with flushes running: every message is accepted, delivered once, and the
+    spool never reports an error."""
+    a, b = hosts
+    b.add_account("stress@dest.test", DEMO_PASSWORD)
+    down = "%s:%d" % (DEAD_IP, mx_port)
+    f = make_petrel(module_factory, "F", "f.test", None, None,
+                    config=sender_config(dns, mx_port, queue_relayhost=down,
+                                         log_level="info"),
+                    accounts=[DEMO_USER])
+    f.cli("alias", "add", "fwd@example.test", "stress@dest.test")
+    n = 40
+    failures = send_while_flushing(f, n, 8, "down")
+    assert not failures, "\n".join(failures) + "\n" + f.log_tail()
+    assert len(queue_list(f)) == n
+    assert f.stop() == 0
+    f.set_config(queue_relayhost="%s:%d" % (B_IP, mx_port))
+    f.start()
+    failures = send_while_flushing(f, n, 8, "up")
+    assert not failures, "\n".join(failures) + "\n" + f.log_tail()
+    got = wait_for(lambda: message_count(b, "stress@dest.test") >= 2 * n, timeout=20,
+                   interval=0.3)
+    assert got, "%d of %d delivered\n%s" % (message_count(b, "stress@dest.test"), 2 * n,
+                                            f.log_tail())
+    wait_queue_empty(f, timeout=10)
+    assert message_count(b, "stress@dest.test") == 2 * n
+    log = f.log()
+    for bad in ("event=queue-error", "queue-read-failed", "queue-update-failed",
+                "queue-remove-failed"):
+        assert bad not in log, "\n".join(l for l in log.splitlines() if bad in l)
+

@@ -1,8 +1,10 @@
 /*
  * The queue's pure parts: SMTP reply parsing (split at every byte, hostile
  * input), envelope files, SRS, quoted-printable conversion, DSN text, retry
- * delays, MX record and address parsing.
+ * delays, MX record and address parsing. And the spool's crash recovery
+ * when more than one process has the queue open.
  */
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -321,6 +324,99 @@ test_dns_parsers(void **state)
 	assert_int_equal(dns_parse_ip_port("1.2.3.4:99999", 25, &a), -1);
 }
 
+/* --- the spool, opened by two processes --------------------------------- */
+
+static void
+spool_dir(char *dir, size_t size)
+{
+	snprintf(dir, size, "/tmp/petrel-test-queue-XXXXXX");
+	assert_non_null(mkdtemp(dir));
+}
+
+static int
+spool_exists(const char *dir, const char *sub, const char *name)
+{
+	char path[512];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/queue/%s/%s", dir, sub, name);
+	return stat(path, &st) == 0;
+}
+
+static void
+spool_touch(const char *dir, const char *sub, const char *name)
+{
+	char path[512];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/queue/%s/%s", dir, sub, name);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "x", 1), 1);
+	close(fd);
+}
+
+static void
+spool_rmdir(const char *dir)
+{
+	char cmd[600];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+/* `petrel queue flush` opens the queue while the daemon commits a message:
+ * that open must not take the daemon's files under way for a crash's
+ * leftovers (it removed them, and the commit failed). A separate open
+ * stands for the other process: flock() locks belong to the open file. */
+static void
+test_spool_second_open_keeps_commits_under_way(void **state)
+{
+	struct queue *daemon = NULL, *cli = NULL;
+	struct queue_writer *w = NULL;
+	struct queue_envelope env, got;
+	struct queue_rcpt rcpt;
+	const char *error = NULL, *body = "Subject: x\r\n\r\nbody\r\n";
+	char *oerror = NULL, dir[64];
+	int fd;
+
+	spool_dir(dir, sizeof(dir));
+	assert_int_equal(queue_open(dir, &daemon, &oerror), 0);
+	assert_int_equal(queue_writer_new(daemon, &w, &error), 0);
+	assert_int_equal(queue_writer_write(w, body, strlen(body), &error), 0);
+	assert_int_equal(queue_open(dir, &cli, &oerror), 0);
+	memset(&env, 0, sizeof(env));
+	memset(&rcpt, 0, sizeof(rcpt));
+	env.sender = "a@example.org";
+	rcpt.address = "b@example.net";
+	env.rcpts = &rcpt;
+	env.nrcpts = 1;
+	assert_int_equal(queue_writer_commit(w, &env, &error), 0);
+	queue_writer_free(&w);
+	assert_int_equal(queue_get(cli, env.id, &got, &error), 1);
+	queue_envelope_clear(&got);
+	fd = queue_message_open(cli, env.id, &error);
+	assert_true(fd >= 0);
+	close(fd);
+	/* a third open while both are open: leftovers stay */
+	spool_touch(dir, "tmp", "leftover.1");
+	spool_touch(dir, "msg", "abcdefghijk0");
+	queue_close(&cli);
+	assert_int_equal(queue_open(dir, &cli, &oerror), 0);
+	assert_true(spool_exists(dir, "tmp", "leftover.1"));
+	assert_true(spool_exists(dir, "msg", "abcdefghijk0"));
+	queue_close(&cli);
+	queue_close(&daemon);
+	/* alone: leftovers go, committed messages stay */
+	assert_int_equal(queue_open(dir, &daemon, &oerror), 0);
+	assert_false(spool_exists(dir, "tmp", "leftover.1"));
+	assert_false(spool_exists(dir, "msg", "abcdefghijk0"));
+	assert_true(spool_exists(dir, "msg", env.id));
+	assert_true(spool_exists(dir, "env", env.id));
+	queue_close(&daemon);
+	spool_rmdir(dir);
+}
+
 int
 main(void)
 {
@@ -334,6 +430,7 @@ main(void)
 		cmocka_unit_test(test_dsn_text),
 		cmocka_unit_test(test_retry_delay),
 		cmocka_unit_test(test_dns_parsers),
+		cmocka_unit_test(test_spool_second_open_keeps_commits_under_way),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
