@@ -566,6 +566,14 @@ committed_post(void *arg)
 	struct queue_runner *r;
 
 	memcpy(&r, (char *)env + sizeof(*env), sizeof(r));
+	if (!r->stopping && !r->loaded) {
+		/* Kept until the spool is read: delivered and removed before
+		 * that, it would come back from the (older) listing as a
+		 * message without files. */
+		r->early = xreallocarray(r->early, r->nearly + 1, sizeof(*r->early));
+		r->early[r->nearly++] = env;
+		return;
+	}
 	if (!r->stopping) {
 		msg_add(r, env);
 		qr_kick(r);
@@ -573,6 +581,20 @@ committed_post(void *arg)
 		queue_envelope_clear(env);
 	}
 	free(env);
+}
+
+static void
+early_free(struct queue_runner *r)
+{
+	size_t i;
+
+	for (i = 0; i < r->nearly; i++) {
+		queue_envelope_clear(r->early[i]);
+		free(r->early[i]);
+	}
+	free(r->early);
+	r->early = NULL;
+	r->nearly = 0;
 }
 
 /* queue_commit_fn: on the committing thread; hands a copy to the loop. */
@@ -615,6 +637,9 @@ load_done(void *arg)
 	for (i = 0; i < j->count && !r->stopping; i++)
 		msg_add(r, &j->list[i]);
 	queue_envelopes_free(&j->list, j->count);
+	for (i = 0; i < r->nearly && !r->stopping; i++)
+		msg_add(r, r->early[i]);    /* a no-op for those listed */
+	early_free(r);
 	log_info(NULL, "event=queue-loaded messages=%zu", r->nmsgs);
 	r->loaded = 1;
 	free(j);
@@ -855,6 +880,7 @@ queue_runner_stop(struct queue_runner **rp)
 		run_free(r->msgs);
 		qr_msg_free(r->msgs);
 	}
+	early_free(r);
 	while ((d = r->dests) != NULL) {
 		r->dests = d->next;
 		free(d->name);

@@ -118,6 +118,8 @@ struct queue_runner {
 	int nconns;
 	int stopping;
 	int loaded;                     /* the spool has been read */
+	struct queue_envelope **early;  /* committed while it was being read */
+	size_t nearly;
 };
 
 /* queue_runner.c */

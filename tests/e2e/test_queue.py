@@ -646,3 +646,79 @@ def test_flush_while_receiving_loses_nothing(module_factory, hosts, dns, mx_port
                 "queue-remove-failed"):
         assert bad not in log, "\n".join(l for l in log.splitlines() if bad in l)
 
+
+def test_mail_delivered_while_the_spool_loads_is_not_loaded_again(module_factory, dns,
+                                                                  mx_port):
+    """At start the runner lists the spool on a worker while new mail is
+    already committed and delivered. A message delivered and removed before
+    the (older) listing came back was added again from it: a message without
+    files, tried for ever ("cannot open a queued message"). A large spool of
+    held messages makes the listing slow enough to overlap."""
+    # the relay host answers at once (no greeting delay): deliveries are
+    # quick next to the listing
+    b = make_petrel(module_factory, "H", "h.test", None, None,
+                    config={"smtp_pregreet_delay": "0", "log_level": "info"},
+                    domains=["dest.test"], accounts=["early@dest.test"])
+    g = make_petrel(module_factory, "G", "g.test", None, None,
+                    config=sender_config(dns, mx_port, log_level="info",
+                                         smtp_pregreet_delay="0",
+                                         queue_relayhost="127.0.0.1:%d" % b.ports["mx"]),
+                    accounts=[DEMO_USER], start=False)
+    g.cli("alias", "add", "fwd@example.test", "early@dest.test")
+    spool = g.dir / "queue"
+    for sub in ("env", "msg"):
+        (spool / sub).mkdir(parents=True, exist_ok=True)
+        g.give_to_daemon_user(spool / sub)
+    g.give_to_daemon_user(spool)
+    held = 8000
+    for i in range(held):
+        qid = "held%08d" % i
+        (spool / "msg" / qid).write_bytes(b"Subject: held\r\n\r\nheld\r\n")
+        (spool / "env" / qid).write_text(
+            "petrel-queue 1\nid %s\narrival %d\nsize 24\nsender someone@outside.test\n"
+            "ret none\nbody 7bit\nsmtputf8 0\nrequiretls 0\nhold 1\n"
+            "rcpt to=held@dest.test state=pending attempts=0 next=0 notify=0\nend\n"
+            % (qid, int(time.time())))
+        for sub in ("env", "msg"):
+            g.give_to_daemon_user(spool / sub / qid)
+    threads, cap = 6, 300
+    errors, sent = [], []
+    loaded = threading.Event()
+
+    def sender(k):
+        # from the moment the daemon listens, mail keeps coming while the
+        # spool loads (at most cap messages)
+        deadline = time.monotonic() + 20
+        while not loaded.is_set() and len(sent) < cap and time.monotonic() < deadline:
+            try:
+                with smtplib.SMTP("127.0.0.1", g.ports["mx"], timeout=30) as s:
+                    s.sendmail("someone@outside.test", ["fwd@example.test"],
+                               b"Subject: early\r\n\r\nbody\r\n")
+                sent.append(k)
+            except ConnectionRefusedError:
+                time.sleep(0.005)   # not listening yet
+            except (smtplib.SMTPException, OSError) as e:
+                errors.append(repr(e))
+                return
+    senders = [threading.Thread(target=sender, args=(k,)) for k in range(threads)]
+    for t in senders:
+        t.start()
+    g.start()
+    g.wait_log(r"event=queue-loaded messages=\d+", timeout=20)
+    loaded.set()
+    for t in senders:
+        t.join(60)
+    assert not errors, errors
+    n = len(sent)
+    # one more after the load: by the time it is through, a message the
+    # load added again has been tried (attempts start in load order)
+    with smtplib.SMTP("127.0.0.1", g.ports["mx"], timeout=30) as s:
+        s.sendmail("someone@outside.test", ["fwd@example.test"], b"Subject: late\r\n\r\nx\r\n")
+    n += 1
+    assert wait_for(lambda: message_count(b, "early@dest.test") >= n, timeout=20,
+                    interval=0.3), g.log_tail()
+    log = g.log()
+    assert "queue-read-failed" not in log, \
+        "\n".join(l for l in log.splitlines() if "queue-read-failed" in l)
+    assert message_count(b, "early@dest.test") == n
+    assert len(queue_list(g)) == held
