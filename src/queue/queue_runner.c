@@ -810,6 +810,9 @@ queue_runner_start(const struct config *cfg, const struct delivery_services *svc
 	srs_domain = cfg->queue_srs_domain[0] != '\0' ? cfg->queue_srs_domain : cfg->hostname;
 	if (queue_srs_open(cfg->data_dir, srs_domain, &r->srs, error_r) < 0)
 		goto fail;
+	/* Bounces the runner delivers locally may go to its own SRS senders;
+	 * svc->srs is not set yet (it comes from this runner). */
+	r->svc.srs = r->srs;
 	if ((r->tls = client_tls(cfg, error_r)) == NULL)
 		goto fail;
 	r->workers = net_workers_new(QR_WORKERS);

@@ -32,8 +32,9 @@
 struct queue_runner;
 
 /* Starts the runner on cfg's queue_* settings (copied). svc must stay valid
- * until queue_runner_stop; its queue is the one delivered. *error_r is
- * allocated. */
+ * until queue_runner_stop; its queue is the one delivered. svc->srs is not
+ * read: the runner's local deliveries use its own keys (queue_runner_srs).
+ * *error_r is allocated. */
 int queue_runner_start(const struct config *cfg, const struct delivery_services *svc,
     struct queue_runner **r_r, char **error_r);
 /* Takes the administrative requests waiting (queue_request_post) and

@@ -420,6 +420,34 @@ def test_srs_bounce_goes_back_to_the_original_sender(hosts):
     assert got[-1]["Subject"] == "Undelivered Mail Returned to Sender"
 
 
+def test_runner_bounce_to_our_srs_sender_goes_to_the_original_sender(hosts):
+    """A message whose sender is one of our SRS addresses fails: the runner's
+    DSN is reversed like SMTP reverses one, back to the original sender (the
+    runner once resolved it with SRS keys it was never given, an
+    uninitialised pointer)."""
+    a, b = hosts
+    a.cli("alias", "add", "fwd3@example.test", "rcpt@dest.test")
+    a.cli("alias", "add", "fwd4@example.test", "nobody@dest.test")
+    before = len(mailbox(b, "rcpt@dest.test"))
+    msg = ("From: <rcpt@dest.test>\r\nTo: <fwd3@example.test>\r\n"
+           "Subject: for an SRS sender\r\n\r\nbody\r\n")
+    with smtplib.SMTP("127.0.0.1", a.ports["mx"], timeout=20) as s:
+        s.sendmail("rcpt@dest.test", ["fwd3@example.test"], msg.encode())
+    got = wait_mail(b, "rcpt@dest.test", before + 1)
+    srs = got[-1]["Return-Path"].strip("<>")
+    assert srs.upper().startswith("SRS0="), srs
+    # from our SRS address to a forward that B refuses (550)
+    msg = ("From: <%s>\r\nTo: <fwd4@example.test>\r\n"
+           "Subject: refused downstream\r\n\r\nbody\r\n" % srs)
+    with smtplib.SMTP("127.0.0.1", a.ports["mx"], timeout=20) as s:
+        s.sendmail(srs, ["fwd4@example.test"], msg.encode())
+    got = wait_mail(b, "rcpt@dest.test", before + 2)
+    head, rcpts = dsn_parts(got[-1])
+    assert rcpts[0]["Action"] == "failed"
+    assert rcpts[0]["Final-Recipient"].lower() == "rfc822;nobody@dest.test"
+    wait_queue_empty(a)
+
+
 class Hostile(threading.Thread):
     """An SMTP server that misbehaves, a different way per connection."""
 
