@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -122,6 +123,21 @@ write_pid_file(const struct config *cfg)
 	return path;
 }
 
+/* Each connection and each open account (its index and WAL) needs
+ * descriptors: take the whole hard limit rather than the usual 1,024. */
+static void
+raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			log_warn(NULL, "event=warning reason=\"cannot raise the descriptor "
+			    "limit: %s\"", strerror(errno));
+	}
+}
+
 static int
 daemonize(void)
 {
@@ -197,6 +213,7 @@ cmd_serve(struct cli *cli, int argc, char **argv)
 		return 1;
 	}
 	log_open(log_target_for(&cli->cfg), cli->cfg.log_level);
+	raise_fd_limit();
 
 	/* Signals are taken by sigwait() in this thread only; every thread
 	 * started from here inherits the mask. */
