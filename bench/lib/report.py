@@ -20,6 +20,11 @@ FIGURES = {
              ("op:retr:p99_ms", "RETR p99 ms", False),
              ("op:login:p50_ms", "USER+PASS p50 ms", False),
              ("cpu_ms_per_op", "CPU ms per message", False)],
+    "pop3-delete": [("msgs_per_s", "messages/s downloaded and deleted", True),
+                    ("mb_per_s", "MB/s", True),
+                    ("op:dele:p50_ms", "DELE p50 ms", False),
+                    ("op:quit:p50_ms", "QUIT (commits the deletions) p50 ms", False),
+                    ("cpu_ms_per_op", "CPU ms per message", False)],
     "imap-mix": [("ops_per_s", "commands/s", True),
                  ("sessions_per_s", "sessions/s", True),
                  ("mb_per_s", "MB/s", True),
@@ -43,6 +48,7 @@ FIGURES = {
 }
 
 UNITS = {"smtp": "messages", "drain": "messages", "pop3": "RETR",
+         "pop3-delete": "messages",
          "imap-mix": "commands", "imap-login": "logins", "idle": "connections"}
 
 
@@ -165,6 +171,12 @@ METHOD = """\
   offers none).
 - **POP3 download.** 10 clients over implicit TLS, each looping USER, PASS,
   STAT, LIST, RETR of all 20 messages, QUIT (nothing deleted).
+- **POP3 download and delete.** Before each round, users 3001–3010 get
+  the same 500 messages each (2–100 KiB) over SMTP on both servers; then 10
+  clients over implicit TLS, one per user, each USER, PASS, STAT, LIST, RETR
+  and DELE of every message, QUIT. The clock stops when every QUIT has its
+  `+OK` (the deletions are committed at QUIT); a second login per user must
+  then see `STAT` 0. MB/s counts the bytes over the wire.
 - **IMAP session mix.** N clients over implicit TLS, each its own user,
   looping: LOGIN, SELECT INBOX, FETCH 1:* (FLAGS), five FETCH BODY.PEEK[] of
   random messages, STORE ±FLAGS (\\Flagged), APPEND of 4 KiB, UID STORE
@@ -272,6 +284,8 @@ def section(results, scenarios, chart_dir_rel):
             lines.append(f"| {sc['title']} | {label} | {cell(res['stack'], key)} | "
                          f"{cell(res['petrel'], key)} | "
                          f"{ratio(res['stack'], res['petrel'], key, higher)} |")
+        if res.get("note"):  # e.g. measured in a separate run, merged in
+            notes.append(f"- {sc['title']}: {res['note']}.")
         for name, lab in (("stack", "Postfix+Dovecot"), ("petrel", "Petrel")):
             st = res[name]
             if st["status"] != "ok":

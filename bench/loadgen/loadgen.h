@@ -28,6 +28,7 @@ enum op {
 	OP_LIST,
 	OP_RETR,
 	OP_QUIT,
+	OP_DELE,
 	OP_COUNT
 };
 
@@ -41,7 +42,7 @@ struct samples {
 
 struct opts {
 	const char *proto;    /* imap | pop3 */
-	const char *scenario; /* mix | login | download | idle */
+	const char *scenario; /* mix | login | download | delete | idle */
 	const char *host;
 	int port;
 	enum tls_mode tls;

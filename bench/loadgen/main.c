@@ -1,6 +1,6 @@
 /* bench-loadgen: IMAP and POP3 load generator for bench/run.
  *
- *   bench-loadgen --proto imap|pop3 --scenario mix|login|download|idle
+ *   bench-loadgen --proto imap|pop3 --scenario mix|login|download|delete|idle
  *       --port N [--host 127.0.0.1] [--tls] --clients N --duration S
  *       [--max-sessions N] --user FMT --password P [--users N] [--user-first N]
  *       [--fetch-bodies N] [--append-size BYTES] [--retr-max N]
@@ -38,6 +38,7 @@ const char *const op_names[OP_COUNT] = {
 	[OP_STORE] = "store", [OP_APPEND] = "append", [OP_EXPUNGE] = "expunge",
 	[OP_LOGOUT] = "logout", [OP_IDLE] = "idle", [OP_NOOP] = "noop",
 	[OP_STAT] = "stat", [OP_LIST] = "list", [OP_RETR] = "retr", [OP_QUIT] = "quit",
+	[OP_DELE] = "dele",
 };
 
 struct timespec g_deadline;
@@ -206,7 +207,7 @@ static void
 usage(void)
 {
 	fprintf(stderr,
-	    "usage: bench-loadgen --proto imap|pop3 --scenario mix|login|download|idle\n"
+	    "usage: bench-loadgen --proto imap|pop3 --scenario mix|login|download|delete|idle\n"
 	    "  --port N [--host ADDR] [--tls] --clients N --duration S [--max-sessions N]\n"
 	    "  --user FMT --password P [--users N] [--user-first N] [--fetch-bodies N]\n"
 	    "  [--append-size BYTES] [--retr-max N] [--connections N] [--no-idle]\n"

@@ -1,5 +1,7 @@
 /* POP3 download sessions: USER/PASS, STAT, LIST, RETR of up to retr_max
  * messages, QUIT (nothing deleted, so every session sees the same maildrop).
+ * The delete scenario sends DELE after each RETR (every message, whatever
+ * retr_max says); its QUIT commits the deletions.
  * Every reply must be +OK; multi-line replies are read to the final ".". */
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,6 +67,7 @@ pop3_download(struct client *cl)
 {
 	const struct opts *o = cl->o;
 	char user[128];
+	int dele = strcmp(o->scenario, "delete") == 0;
 	user_name(cl, user, sizeof user);
 	while (!past_deadline() && !cl->failed &&
 	    (o->max_sessions == 0 || (long)cl->sessions < o->max_sessions)) {
@@ -102,7 +105,7 @@ pop3_download(struct client *cl)
 			if (cmd(cl, &c, OP_LIST, 1, &line, "LIST\r\n") < 0)
 				break;
 			record(cl, OP_LIST, t0);
-			long n = count < o->retr_max ? count : o->retr_max;
+			long n = dele || count < o->retr_max ? count : o->retr_max;
 			long i;
 			for (i = 1; i <= n; i++) {
 				snprintf(text, sizeof text, "RETR %ld\r\n", i);
@@ -110,6 +113,13 @@ pop3_download(struct client *cl)
 				if (cmd(cl, &c, OP_RETR, 1, &line, text) < 0)
 					break;
 				record(cl, OP_RETR, t0);
+				if (!dele)
+					continue;
+				snprintf(text, sizeof text, "DELE %ld\r\n", i);
+				t0 = now_s();
+				if (cmd(cl, &c, OP_DELE, 0, &line, text) < 0)
+					break;
+				record(cl, OP_DELE, t0);
 			}
 			if (i <= n)
 				break;
