@@ -102,6 +102,11 @@ static const char *const ssql_migrations[] = {
 	"  INSERT INTO search (search, rowid, header, body)"
 	"  VALUES ('delete', old.id, old.header, old.body);"
 	"END;",
+	/* Search text of expunged messages, removed after the expunge's
+	 * commit in short transactions of their own (store_sqlite_unlink.c):
+	 * deleting FTS5 rows is the costliest part of an expunge. Searches
+	 * join the messages table, so pending text is never found. */
+	"CREATE TABLE fts_pending_delete (id INTEGER PRIMARY KEY);",
 };
 
 #define SSQL_SCHEMA_VERSION ((int)(sizeof(ssql_migrations) / sizeof(ssql_migrations[0])))
@@ -165,6 +170,10 @@ static const char *const stmt_sql[SST_COUNT] = {
 	[SST_BODY_GC_TEXT] = "DELETE FROM search_text WHERE id IN"
 	    " (SELECT value FROM json_each(?1)) AND NOT EXISTS"
 	    " (SELECT 1 FROM messages WHERE body_id = search_text.id)",
+	/* ?1: as above; the text of bodies left without a message. */
+	[SST_FTS_PENDING_ADD] = "INSERT OR IGNORE INTO fts_pending_delete (id)"
+	    " SELECT value FROM json_each(?1) WHERE NOT EXISTS"
+	    " (SELECT 1 FROM messages WHERE body_id = value)",
 	[SST_BODY_GC] = "DELETE FROM bodies WHERE id IN (SELECT value FROM json_each(?1))"
 	    " AND NOT EXISTS (SELECT 1 FROM messages WHERE body_id = bodies.id)",
 	[SST_MSGID_GET] = "SELECT thread_id FROM msgids WHERE msgid = ?1",

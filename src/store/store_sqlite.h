@@ -73,6 +73,7 @@ enum ssql_stmt {
 	SST_TEXT_INSERT,
 	SST_BODY_GC_TEXT,
 	SST_BODY_GC,
+	SST_FTS_PENDING_ADD,
 	SST_MSGID_GET,
 	SST_MSGID_PUT,
 	SST_MSG_INSERT,
@@ -121,12 +122,14 @@ struct ssql_pool {
 
 /* Threads removing the files of committed removals (store_sqlite_unlink.c). */
 struct ssql_unlink_job;
+struct ssql_fts_job;
 struct ssql_unlinker {
 	pthread_mutex_t lock;
 	pthread_cond_t work, idle;
 	pthread_t *threads;
 	size_t nthreads;
 	struct ssql_unlink_job *head, **tail;   /* with names not yet taken */
+	struct ssql_fts_job *fts_head, **fts_tail;   /* not yet taken */
 	size_t jobs;                            /* not finished */
 	int quit;
 };
@@ -276,6 +279,10 @@ int ssql_message_get(struct ssql_conn *c, int64_t mailbox_id, uint32_t uid,
 int ssql_message_insert(struct ssql_conn *c, int64_t mailbox_id,
     const struct ssql_message *msg, const char **error_r);
 int ssql_bodies_gc(struct ssql_conn *c, const int64_t *ids, size_t n, const char **error_r);
+/* The same, but the search text is only recorded in fts_pending_delete, for
+ * ssql_fts_purge_later after the commit. */
+int ssql_bodies_gc_deferred(struct ssql_conn *c, const int64_t *ids, size_t n,
+    const char **error_r);
 /* Moves every message of a mailbox to another (renaming INBOX), in the
  * write transaction c. */
 int ssql_move_all(struct store_backend_account *ba, struct ssql_conn *c, int64_t from_id,
@@ -306,6 +313,12 @@ void ssql_unlinker_destroy(struct ssql_unlinker *u);
 /* Unlinks the files of a committed removal in the background (the
  * directories fsynced once after), taking over names (left empty). */
 void ssql_names_unlink_later(struct store_backend_account *ba, struct ssql_names *names);
+/* Removes the search text listed in fts_pending_delete in the background,
+ * in transactions of SSQL_FTS_PURGE_BATCH rows on a connection of its own
+ * (at once when there are no threads). */
+void ssql_fts_purge_later(struct store_backend_account *ba);
+/* The same, now, on a connection to db_path; -1 on an error. */
+int ssql_fts_purge(const char *db_path, int64_t account_id);
 
 /* store_sqlite_rebuild.c */
 /* Fills a fresh index (in a write transaction) from the files. */

@@ -162,10 +162,11 @@ message_delete(struct ssql_conn *c, int64_t mailbox_id, uint32_t uid, uint64_t m
  * batch of ids per statement: removing the search text is FTS5's most
  * expensive write, and a statement per message made it flush (and merge
  * segments) per message. */
-int
-ssql_bodies_gc(struct ssql_conn *c, const int64_t *ids, size_t n, const char **error_r)
+static int
+bodies_gc(struct ssql_conn *c, const int64_t *ids, size_t n, enum ssql_stmt text,
+    const char **error_r)
 {
-	static const enum ssql_stmt stmts[] = { SST_BODY_GC_TEXT, SST_BODY_GC };
+	const enum ssql_stmt stmts[] = { text, SST_BODY_GC };
 	struct buf json = BUF_INIT;
 	sqlite3_stmt *st;
 	size_t i, k, end;
@@ -189,6 +190,21 @@ ssql_bodies_gc(struct ssql_conn *c, const int64_t *ids, size_t n, const char **e
 	}
 	buf_free(&json);
 	return rc;
+}
+
+int
+ssql_bodies_gc(struct ssql_conn *c, const int64_t *ids, size_t n, const char **error_r)
+{
+	return bodies_gc(c, ids, n, SST_BODY_GC_TEXT, error_r);
+}
+
+/* The bodies rows go (ids are AUTOINCREMENT, never reused); the search
+ * text waits in fts_pending_delete. */
+int
+ssql_bodies_gc_deferred(struct ssql_conn *c, const int64_t *ids, size_t n,
+    const char **error_r)
+{
+	return bodies_gc(c, ids, n, SST_FTS_PENDING_ADD, error_r);
 }
 
 /* --- keyword lists ------------------------------------------------------ */
@@ -971,12 +987,13 @@ ssql_message_expunge(struct store_backend_account *ba, int64_t mailbox_id,
 	}
 	if (ssql_mailbox_add_counts(c, mailbox_id, -count, -unseen, -deleted, -bytes,
 	    error_r) < 0 || ssql_add_usage(c, -bytes, -count, error_r) < 0 ||
-	    ssql_bodies_gc(c, bodies, (size_t)count, error_r) < 0)
+	    ssql_bodies_gc_deferred(c, bodies, (size_t)count, error_r) < 0)
 		goto fail;
 	if (ssql_wcommit(ba, error_r) < 0)
 		goto out;
-	/* Committed: now the files may go. */
+	/* Committed: now the files and the search text may go. */
 	ssql_names_unlink_later(ba, &gone);
+	ssql_fts_purge_later(ba);
 	*changed_r = 1;
 	ssql_names_free(&gone);
 	free(bodies);

@@ -26,6 +26,14 @@
 #include "store/store_sqlite.h"
 
 #define SSQL_UNLINK_THREADS 4
+#define SSQL_FTS_PURGE_BATCH 200   /* search-text rows per transaction */
+
+/* Removing the search text of expunged messages (fts_pending_delete). */
+struct ssql_fts_job {
+	char *db_path;
+	int64_t account_id;
+	struct ssql_fts_job *next;
+};
 
 struct ssql_unlink_job {
 	struct store_backend *be;
@@ -68,17 +76,116 @@ job_finish(struct ssql_unlink_job *job)
 	free(job);
 }
 
+static int
+fts_exec(sqlite3 *db, const char *sql, const char *json)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	if (json != NULL)
+		sqlite3_bind_text(st, 1, json, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* One transaction: up to SSQL_FTS_PURGE_BATCH pending rows removed. 1 when
+ * some were, 0 when none were left, -1 on an error. The guard on messages
+ * keeps text a message refers to again (it is only ever removed with the
+ * last message of its body). */
+static int
+fts_purge_batch(sqlite3 *db)
+{
+	struct buf json = BUF_INIT;
+	sqlite3_stmt *st;
+	int rc, n = 0;
+
+	if (fts_exec(db, "BEGIN IMMEDIATE", NULL) < 0)
+		return -1;
+	if (sqlite3_prepare_v2(db, "SELECT id FROM fts_pending_delete ORDER BY id LIMIT ?1",
+	    -1, &st, NULL) != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_int(st, 1, SSQL_FTS_PURGE_BATCH);
+	buf_putc(&json, '[');
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		buf_printf(&json, n++ > 0 ? ",%lld" : "%lld",
+		    (long long)sqlite3_column_int64(st, 0));
+	sqlite3_finalize(st);
+	buf_putc(&json, ']');
+	if (rc != SQLITE_DONE)
+		goto fail;
+	if (n > 0 && (fts_exec(db, "DELETE FROM search_text WHERE id IN"
+	    " (SELECT value FROM json_each(?1)) AND NOT EXISTS"
+	    " (SELECT 1 FROM messages WHERE body_id = search_text.id)", buf_cstr(&json)) < 0 ||
+	    fts_exec(db, "DELETE FROM fts_pending_delete WHERE id IN"
+	    " (SELECT value FROM json_each(?1))", buf_cstr(&json)) < 0))
+		goto fail;
+	if (fts_exec(db, "COMMIT", NULL) < 0)
+		goto fail;
+	buf_free(&json);
+	return n > 0;
+fail:
+	if (!sqlite3_get_autocommit(db))
+		fts_exec(db, "ROLLBACK", NULL);
+	buf_free(&json);
+	return -1;
+}
+
+int
+ssql_fts_purge(const char *db_path, int64_t account_id)
+{
+	sqlite3 *db;
+	int rc;
+
+	/* Gone (the account deleted meanwhile): nothing to do. */
+	if (access(db_path, F_OK) < 0)
+		return 0;
+	if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+	    NULL) != SQLITE_OK) {
+		sqlite3_close(db);
+		return 0;
+	}
+	sqlite3_busy_timeout(db, SSQL_BUSY_TIMEOUT_MS);
+	if (fts_exec(db, "PRAGMA synchronous = FULL", NULL) < 0) {
+		rc = -1;
+		goto out;
+	}
+	while ((rc = fts_purge_batch(db)) > 0)
+		;
+out:
+	if (rc < 0)
+		log_warn(NULL, "event=store-fts-purge-failed account=%lld reason=\"%s\"",
+		    (long long)account_id, sqlite3_errmsg(db));
+	sqlite3_close(db);
+	return rc;
+}
+
 static void *
 unlink_thread(void *p)
 {
 	struct ssql_unlinker *u = p;
 	struct ssql_unlink_job *job;
+	struct ssql_fts_job *fts;
 	size_t i;
 
 	pthread_mutex_lock(&u->lock);
 	for (;;) {
-		while (u->head == NULL && !u->quit)
+		while (u->head == NULL && u->fts_head == NULL && !u->quit)
 			pthread_cond_wait(&u->work, &u->lock);
+		if ((fts = u->fts_head) != NULL) {
+			if ((u->fts_head = fts->next) == NULL)
+				u->fts_tail = &u->fts_head;
+			pthread_mutex_unlock(&u->lock);
+			ssql_fts_purge(fts->db_path, fts->account_id);
+			free(fts->db_path);
+			free(fts);
+			pthread_mutex_lock(&u->lock);
+			if (--u->jobs == 0)
+				pthread_cond_broadcast(&u->idle);
+			continue;
+		}
 		if ((job = u->head) == NULL)
 			break;
 		i = job->taken++;
@@ -112,6 +219,7 @@ ssql_unlinker_init(struct ssql_unlinker *u)
 	pthread_cond_init(&u->work, NULL);
 	pthread_cond_init(&u->idle, NULL);
 	u->tail = &u->head;
+	u->fts_tail = &u->fts_head;
 	u->threads = xcalloc(SSQL_UNLINK_THREADS, sizeof(*u->threads));
 	for (; u->nthreads < SSQL_UNLINK_THREADS; u->nthreads++)
 		if (pthread_create(&u->threads[u->nthreads], NULL, unlink_thread, u) != 0)
@@ -170,6 +278,33 @@ ssql_names_unlink_later(struct store_backend_account *ba, struct ssql_names *nam
 	pthread_mutex_lock(&u->lock);
 	*u->tail = job;
 	u->tail = &job->next;
+	u->jobs++;
+	pthread_cond_broadcast(&u->work);
+	pthread_mutex_unlock(&u->lock);
+}
+
+void
+ssql_fts_purge_later(struct store_backend_account *ba)
+{
+	struct ssql_unlinker *u = &ba->be->unlinker;
+	struct ssql_fts_job *job, *q;
+
+	if (u->nthreads == 0) {
+		ssql_fts_purge(ba->db_path, ba->id);
+		return;
+	}
+	pthread_mutex_lock(&u->lock);
+	/* One queued job per account is enough: it empties the table. */
+	for (q = u->fts_head; q != NULL; q = q->next)
+		if (strcmp(q->db_path, ba->db_path) == 0) {
+			pthread_mutex_unlock(&u->lock);
+			return;
+		}
+	job = xcalloc(1, sizeof(*job));
+	job->db_path = xstrdup(ba->db_path);
+	job->account_id = ba->id;
+	*u->fts_tail = job;
+	u->fts_tail = &job->next;
 	u->jobs++;
 	pthread_cond_broadcast(&u->work);
 	pthread_mutex_unlock(&u->lock);

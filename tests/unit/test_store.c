@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "core/log.h"
 #include "core/xmalloc.h"
@@ -893,6 +894,83 @@ test_search(void **state)
 	    &n, &error), 0);
 	assert_int_equal(n, 0);
 	free(uids);
+}
+
+/* An integer the account's index gives for sql. */
+static int64_t
+index_count(struct fixture *f, const char *sql)
+{
+	char *path = xasprintf("%s/mail/1/index.db", f->dir);
+	sqlite3_stmt *st;
+	sqlite3 *db;
+	int64_t v;
+
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	free(path);
+	return v;
+}
+
+static void
+search_count(struct fixture *f, int64_t mailbox_id, const char *needle, size_t want)
+{
+	uint32_t *uids;
+	size_t n;
+	const char *error;
+
+	assert_int_equal(store_search_text(f->acct, mailbox_id, needle, 0, &uids, &n, &error),
+	    0);
+	assert_int_equal(n, want);
+	free(uids);
+}
+
+/* The search text of expunged messages goes after the commit; meanwhile
+ * searches do not find them, and text a copy still shares stays. */
+static void
+test_expunge_search_text(void **state)
+{
+	struct fixture *f = *state;
+	int64_t inbox = mailbox_id(f->acct, "INBOX"), trash = mailbox_id(f->acct, "Trash");
+	uint32_t uids[2] = { 1, 2 };
+	const char *error;
+	int64_t before;
+
+	append(f->store, f->acct, "INBOX", msg1, 0, NULL);
+	append(f->store, f->acct, "INBOX", msg2, 0, NULL);
+	append(f->store, f->acct, "INBOX", msg3, 0, NULL);
+	assert_int_equal(store_message_copy(f->acct, inbox, uids, 1, trash, 0, NULL, NULL,
+	    &error), 0);
+	store_flush(f->store);
+	before = index_count(f, "SELECT count(*) FROM search_text");
+
+	assert_int_equal(store_message_expunge(f->acct, inbox, uids, 2, &error), 0);
+	/* At once, before or after the background removal. */
+	search_count(f, inbox, "quick brown", 0);
+	search_count(f, inbox, "lazy dogs", 0);
+	search_count(f, inbox, "zy", 0);             /* the LIKE scan */
+	search_count(f, trash, "quick brown", 1);    /* the copy keeps its text */
+
+	store_flush(f->store);
+	assert_int_equal(index_count(f, "SELECT count(*) FROM fts_pending_delete"), 0);
+	assert_int_equal(index_count(f, "SELECT count(*) FROM search_text"), before - 1);
+	assert_int_equal(index_count(f, "SELECT count(*) FROM search"
+	    " WHERE search MATCH '\"lazy dogs\"'"), 0);
+	assert_int_equal(index_count(f, "SELECT count(*) FROM search"
+	    " WHERE search MATCH '\"quick brown\"'"), 1);
+	search_count(f, trash, "quick brown", 1);
+
+	/* The last copy gone, its text goes too. */
+	assert_int_equal(store_message_expunge(f->acct, trash, uids, 1, &error), 0);
+	search_count(f, trash, "quick brown", 0);
+	store_flush(f->store);
+	assert_int_equal(index_count(f, "SELECT count(*) FROM search"
+	    " WHERE search MATCH '\"quick brown\"'"), 0);
+	assert_int_equal(index_count(f, "SELECT count(*) FROM search_text"), before - 2);
+	assert_int_equal(index_count(f, "SELECT count(*) FROM fts_pending_delete"), 0);
 }
 
 /* --- concurrency and notifications ------------------------------------ */
@@ -1966,6 +2044,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_copy_move_expunge, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quota, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_search, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_expunge_search_text, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_notifications, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fsync_failure, setup, teardown),
