@@ -709,7 +709,7 @@ def test_mail_delivered_while_the_spool_loads_is_not_loaded_again(module_factory
             % (qid, int(time.time())))
         for sub in ("env", "msg"):
             g.give_to_daemon_user(spool / sub / qid)
-    threads, cap = 6, 300
+    threads, cap = 6, 200
     errors, sent = [], []
     loaded = threading.Event()
 
