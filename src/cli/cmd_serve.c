@@ -190,7 +190,7 @@ cmd_serve(struct cli *cli, int argc, char **argv)
 	struct proto_context ctx = { NULL, NULL, NULL, NULL, NULL };
 	struct auth_settings as;
 	struct net_server *srv;
-	struct delivery_services qsvc;
+	struct delivery_services qsvc = { 0 };
 	struct queue_runner *runner = NULL;
 	char *pid_path;
 	const struct config *cfg;
