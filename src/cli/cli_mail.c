@@ -15,6 +15,7 @@
 
 #include "cli/cli.h"
 #include "core/xmalloc.h"
+#include "mail/charset.h"
 #include "store/store.h"
 
 int
@@ -192,25 +193,6 @@ utf7_value(char c)
 	return (int)(p - utf7_alphabet);
 }
 
-static void
-utf8_put(struct buf *out, uint32_t cp)
-{
-	if (cp < 0x80) {
-		buf_putc(out, (char)cp);
-	} else if (cp < 0x800) {
-		buf_putc(out, (char)(0xc0 | (cp >> 6)));
-		buf_putc(out, (char)(0x80 | (cp & 0x3f)));
-	} else if (cp < 0x10000) {
-		buf_putc(out, (char)(0xe0 | (cp >> 12)));
-		buf_putc(out, (char)(0x80 | ((cp >> 6) & 0x3f)));
-		buf_putc(out, (char)(0x80 | (cp & 0x3f)));
-	} else {
-		buf_putc(out, (char)(0xf0 | (cp >> 18)));
-		buf_putc(out, (char)(0x80 | ((cp >> 12) & 0x3f)));
-		buf_putc(out, (char)(0x80 | ((cp >> 6) & 0x3f)));
-		buf_putc(out, (char)(0x80 | (cp & 0x3f)));
-	}
-}
 
 /* One base64 run (after '&', up to and excluding '-'). -1 when invalid. */
 static int
@@ -234,14 +216,14 @@ utf7_decode_run(const char *s, size_t len, struct buf *out)
 		if (high != 0) {
 			if (unit < 0xdc00 || unit > 0xdfff)
 				return -1;
-			utf8_put(out, 0x10000 + ((high - 0xd800) << 10) + (unit - 0xdc00));
+			mail_utf8_putcp(out, 0x10000 + ((high - 0xd800) << 10) + (unit - 0xdc00));
 			high = 0;
 		} else if (unit >= 0xd800 && unit <= 0xdbff) {
 			high = unit;
 		} else if ((unit >= 0xdc00 && unit <= 0xdfff) || unit == 0) {
 			return -1;
 		} else {
-			utf8_put(out, unit);
+			mail_utf8_putcp(out, unit);
 		}
 	}
 	/* Leftover bits must be padding zeros, fewer than a base64 digit. */

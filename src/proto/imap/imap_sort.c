@@ -132,30 +132,6 @@ imap_utf8_next(const unsigned char *s, size_t len, uint32_t *cp_r)
 	return n;
 }
 
-static void
-imap_utf8_put(struct buf *out, uint32_t c)
-{
-	char b[4];
-
-	if (c < 0x80) {
-		buf_putc(out, (char)c);
-	} else if (c < 0x800) {
-		b[0] = (char)(0xC0 | (c >> 6));
-		b[1] = (char)(0x80 | (c & 0x3F));
-		buf_append(out, b, 2);
-	} else if (c < 0x10000) {
-		b[0] = (char)(0xE0 | (c >> 12));
-		b[1] = (char)(0x80 | ((c >> 6) & 0x3F));
-		b[2] = (char)(0x80 | (c & 0x3F));
-		buf_append(out, b, 3);
-	} else {
-		b[0] = (char)(0xF0 | (c >> 18));
-		b[1] = (char)(0x80 | ((c >> 12) & 0x3F));
-		b[2] = (char)(0x80 | ((c >> 6) & 0x3F));
-		b[3] = (char)(0x80 | (c & 0x3F));
-		buf_append(out, b, 4);
-	}
-}
 
 /* Canonical decomposition of the folded Latin-1 letters (U+00E0-U+00FF):
  * the base letter, and the combining mark as an offset from U+0300 (0:
@@ -174,10 +150,10 @@ imap_casemap_put(struct buf *out, uint32_t c)
 	c = imap_fold_cp(c);
 	if (c >= 0xE0 && c <= 0xFF && imap_latin1_base[c - 0xE0] != '\0') {
 		buf_putc(out, imap_latin1_base[c - 0xE0]);
-		imap_utf8_put(out, 0x300 + imap_latin1_mark[c - 0xE0]);
+		mail_utf8_putcp(out, 0x300 + imap_latin1_mark[c - 0xE0]);
 		return;
 	}
-	imap_utf8_put(out, c);
+	mail_utf8_putcp(out, c);
 }
 
 void

@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "mail/charset.h"
+
 static const char imap_b64[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
 
@@ -148,25 +150,6 @@ imap_b64_value(unsigned char c)
 	return (int)(p - imap_b64);
 }
 
-static void
-imap_utf8_put(struct buf *out, uint32_t cp)
-{
-	if (cp < 0x80) {
-		buf_putc(out, (char)cp);
-	} else if (cp < 0x800) {
-		buf_putc(out, (char)(0xc0 | (cp >> 6)));
-		buf_putc(out, (char)(0x80 | (cp & 0x3f)));
-	} else if (cp < 0x10000) {
-		buf_putc(out, (char)(0xe0 | (cp >> 12)));
-		buf_putc(out, (char)(0x80 | ((cp >> 6) & 0x3f)));
-		buf_putc(out, (char)(0x80 | (cp & 0x3f)));
-	} else {
-		buf_putc(out, (char)(0xf0 | (cp >> 18)));
-		buf_putc(out, (char)(0x80 | ((cp >> 12) & 0x3f)));
-		buf_putc(out, (char)(0x80 | ((cp >> 6) & 0x3f)));
-		buf_putc(out, (char)(0x80 | (cp & 0x3f)));
-	}
-}
 
 /* Decodes the base64 run at *pp (after '&') up to its '-'. */
 static int
@@ -189,7 +172,7 @@ imap_utf7_decode_run(const unsigned char **pp, struct buf *out)
 		if (high != 0) {
 			if (unit < 0xdc00 || unit > 0xdfff)
 				return -1;
-			imap_utf8_put(out, 0x10000 + ((high - 0xd800) << 10) + (unit - 0xdc00));
+			mail_utf8_putcp(out, 0x10000 + ((high - 0xd800) << 10) + (unit - 0xdc00));
 			high = 0;
 		} else if (unit >= 0xd800 && unit <= 0xdbff) {
 			high = unit;
@@ -198,7 +181,7 @@ imap_utf7_decode_run(const unsigned char **pp, struct buf *out)
 		} else if (unit >= 0x20 && unit < 0x7f) {
 			return -1;      /* printable ASCII must not be shifted */
 		} else {
-			imap_utf8_put(out, unit);
+			mail_utf8_putcp(out, unit);
 		}
 	}
 	/* Leftover bits must be fewer than a sextet's worth and zero. */
