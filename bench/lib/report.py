@@ -40,6 +40,16 @@ FIGURES = {
                    ("op:login:p50_ms", "LOGIN p50 ms", False),
                    ("op:login:p99_ms", "LOGIN p99 ms", False),
                    ("cpu_ms_per_op", "CPU ms per login", False)],
+    "imap-10k": [("bodies_per_s", "bodies/s (FETCH BODY.PEEK[])", True),
+                 ("body_mb_per_s", "MB/s of bodies", True),
+                 ("mb_per_s", "MB/s over the wire (both ways)", True),
+                 ("sessions_per_s", "sessions/s", True),
+                 ("op:session:p50_ms", "session p50 ms (connect to LOGOUT)", False),
+                 ("op:session:p99_ms", "session p99 ms", False),
+                 ("op:select:p50_ms", "SELECT p50 ms", False),
+                 ("op:fetch_flags:p50_ms", "FETCH 1:* (FLAGS) p50 ms", False),
+                 ("op:fetch_body:p50_ms", "FETCH BODY.PEEK[] p50 ms", False),
+                 ("cpu_ms_per_op", "CPU ms per session", False)],
     "idle": [("kib_per_conn", "KiB per idle connection (PSS)", False),
              ("rss_kib_per_conn", "KiB per idle connection (RSS)", False),
              ("conn_per_s", "connections/s while opening", True),
@@ -49,7 +59,8 @@ FIGURES = {
 
 UNITS = {"smtp": "messages", "drain": "messages", "pop3": "RETR",
          "pop3-delete": "messages",
-         "imap-mix": "commands", "imap-login": "logins", "idle": "connections"}
+         "imap-mix": "commands", "imap-login": "logins", "imap-10k": "sessions",
+         "idle": "connections"}
 
 
 def value(median, key):
@@ -182,6 +193,23 @@ METHOD = """\
   random messages, STORE ±FLAGS (\\Flagged), APPEND of 4 KiB, UID STORE
   +FLAGS (\\Deleted) on it, EXPUNGE, LOGOUT. "commands/s" counts every
   command (not the connect).
+- **IMAP 10,000-message INBOX** (issue 7). One account (user 7001) whose
+  INBOX holds 10,000 messages, 2–100 KiB (2 KiB × 50^(u²) for uniform u:
+  median about 5 KiB, mean about 16 KiB, 158 MB in all; the larger ones a
+  short text and a base64 attachment), most `\\Seen`, some `\\Answered`,
+  `\\Flagged` or `$Forwarded`. They are written as a Maildir into Dovecot's
+  mail location (file names as Dovecot's deliveries write them), indexed by
+  one Dovecot session, and that Maildir is imported into Petrel (`petrel
+  import maildir`, which keeps Dovecot's UIDs, flags and dates): the same
+  bytes in the same order on both. One unmeasured session on each before
+  the rounds. 10 or 50 clients over implicit TLS, all logged in as that
+  account, each looping: connect, LOGIN, SELECT INBOX, FETCH 1:* (FLAGS)
+  (exactly 10,000 FETCH responses), 10 × FETCH n (BODY.PEEK[]) of random
+  messages (each one literal whose size matches the size the message states
+  in its `X-Bench-Size` header), LOGOUT. "bodies/s" counts those FETCHes;
+  "MB/s of bodies" their literals; session time runs from connect to the
+  LOGOUT's OK. Dovecot's `mail_max_userip_connections` is raised to 100
+  for the 50 clients; its index and Petrel's are warm (no restart).
 - **IMAP login rate.** 10 clients looping TLS connect, LOGIN, LOGOUT over
   200 users. Both
   servers run with their defaults: Dovecot checks the SHA512-CRYPT hash at

@@ -247,7 +247,8 @@ userdb {{
   args = uid=nobody gid=nogroup home={d}/mail/%d/%n
 }}
 mail_location = maildir:~/Maildir
-mail_max_userip_connections = 20
+# Raised from 20: the imap-10k scenarios log 50 clients into one account.
+mail_max_userip_connections = 100
 namespace inbox {{
   inbox = yes
 }}

@@ -235,6 +235,13 @@ conn_readline(struct conn *c, char **line, size_t max)
 int
 conn_skip(struct conn *c, size_t n)
 {
+	return conn_skip_keep(c, n, NULL, 0, NULL);
+}
+
+int
+conn_skip_keep(struct conn *c, size_t n, char *head, size_t cap, size_t *kept)
+{
+	size_t got = 0;
 	while (n > 0) {
 		size_t avail = c->len - c->pos;
 		if (avail == 0) {
@@ -244,8 +251,15 @@ conn_skip(struct conn *c, size_t n)
 			continue;
 		}
 		size_t take = avail < n ? avail : n;
+		if (got < cap) {
+			size_t k = take < cap - got ? take : cap - got;
+			memcpy(head + got, c->buf + c->pos, k);
+			got += k;
+		}
 		c->pos += take;
 		n -= take;
 	}
+	if (kept != NULL)
+		*kept = got;
 	return 0;
 }

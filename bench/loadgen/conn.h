@@ -38,5 +38,7 @@ int conn_printf(struct conn *c, const char *fmt, ...)
 long conn_readline(struct conn *c, char **line, size_t max);
 /* Reads exactly n bytes and discards them (literal contents). */
 int conn_skip(struct conn *c, size_t n);
+/* The same, keeping a copy of the first cap bytes in head (*kept: how many). */
+int conn_skip_keep(struct conn *c, size_t n, char *head, size_t cap, size_t *kept);
 
 #endif

@@ -1,5 +1,6 @@
-/* IMAP sessions of the load generator: the session mix, the login loop and
- * held idle connections. Every command's tagged response must be OK. */
+/* IMAP sessions of the load generator: the session mix, the login loop, the
+ * big-mailbox read loop and held idle connections. Every command's tagged
+ * response must be OK. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,12 +12,18 @@
 #include "loadgen.h"
 
 #define MAX_LINE (1u << 20)
+#define BODY_HEAD 4096 /* bytes of a body searched for its size header */
+#define SIZE_HEADER "X-Bench-Size: "
 
 struct imap {
 	struct conn c;
 	unsigned tag;
 	long exists;
 	unsigned long appenduid;
+	long fetches;      /* untagged FETCH responses since the command */
+	long literals;     /* literals since the command */
+	int check_bodies;  /* each literal is a whole message: check its size */
+	uint64_t body_bytes;
 	char last[256]; /* the tagged response line */
 };
 
@@ -48,7 +55,9 @@ untagged(struct imap *s, const char *line)
 {
 	char *end;
 	long n = strtol(line + 2, &end, 10);
-	if (end != line + 2 && strncasecmp(end, " EXISTS", 7) == 0)
+	if (end != line + 2 && strncasecmp(end, " FETCH ", 7) == 0)
+		s->fetches++;
+	else if (end != line + 2 && strncasecmp(end, " EXISTS", 7) == 0)
 		s->exists = n;
 	else if (end != line + 2 && strncasecmp(end, " EXPUNGE", 8) == 0 && s->exists > 0)
 		s->exists--;
@@ -56,6 +65,32 @@ untagged(struct imap *s, const char *line)
 
 /* Reads responses up to the tagged one for tag s->tag. 0 when it is OK. With
  * want_cont, stops (returning 1) at a "+" continuation request instead. */
+/* A whole message's literal of lit bytes: the message says its own size
+ * in an "X-Bench-Size: N" header within its first BODY_HEAD bytes. */
+static int
+check_body(struct client *cl, struct imap *s, enum op op, long lit)
+{
+	char head[BODY_HEAD + 1];
+	size_t kept;
+	if (conn_skip_keep(&s->c, (size_t)lit, head, BODY_HEAD, &kept) < 0) {
+		fail(cl, op, "%s", s->c.err);
+		return -1;
+	}
+	head[kept] = '\0';
+	const char *h = strstr(head, SIZE_HEADER);
+	if (h == NULL || (h != head && h[-1] != '\n')) {
+		fail(cl, op, "body of %ld bytes without its " SIZE_HEADER "header", lit);
+		return -1;
+	}
+	long want = strtol(h + strlen(SIZE_HEADER), NULL, 10);
+	if (want != lit) {
+		fail(cl, op, "body of %ld bytes, but the message has %ld", lit, want);
+		return -1;
+	}
+	s->body_bytes += (uint64_t)lit;
+	return 0;
+}
+
 static int
 read_response(struct client *cl, struct imap *s, enum op op, int want_cont)
 {
@@ -99,7 +134,11 @@ read_response(struct client *cl, struct imap *s, enum op op, int want_cont)
 		/* Literals may follow one another within one response. */
 		for (long lit = literal_size(line, len); lit >= 0;
 		     lit = literal_size(line, len)) {
-			if (conn_skip(&s->c, (size_t)lit) < 0) {
+			s->literals++;
+			if (s->check_bodies) {
+				if (check_body(cl, s, op, lit) < 0)
+					return -1;
+			} else if (conn_skip(&s->c, (size_t)lit) < 0) {
 				fail(cl, op, "%s", s->c.err);
 				return -1;
 			}
@@ -126,6 +165,7 @@ command(struct client *cl, struct imap *s, enum op op, const char *fmt, ...)
 	va_end(ap);
 	double t0 = now_s();
 	s->tag++;
+	s->fetches = s->literals = 0;
 	if (conn_printf(&s->c, "a%u %s\r\n", s->tag, cmd) < 0) {
 		fail(cl, op, "%s", s->c.err);
 		return -1;
@@ -171,6 +211,33 @@ login(struct client *cl, struct imap *s, int user_index)
 	return command(cl, s, OP_LOGIN, "LOGIN \"%s\" \"%s\"", user, cl->o->password);
 }
 
+/* LOGIN as the client's user, then SELECT INBOX, which must not be empty
+ * (with expect > 0, must hold exactly expect messages). */
+static int
+login_select(struct client *cl, struct imap *s, long expect)
+{
+	if (login(cl, s, cl->id) < 0)
+		return -1;
+	s->exists = -1;
+	if (command(cl, s, OP_SELECT, "SELECT INBOX") < 0)
+		return -1;
+	if (s->exists <= 0 || (expect > 0 && s->exists != expect)) {
+		fail(cl, OP_SELECT, "INBOX has %ld messages, expected %s%ld: data not loaded?",
+		    s->exists, expect > 0 ? "" : "more than ", expect > 0 ? expect : 0);
+		return -1;
+	}
+	return 0;
+}
+
+/* Another session, unless the run is over or this client's budget spent. */
+static int
+more_sessions(const struct client *cl)
+{
+	const struct opts *o = cl->o;
+	return !past_deadline() && !cl->failed &&
+	    (o->max_sessions == 0 || (long)cl->sessions < o->max_sessions);
+}
+
 static void
 finish(struct client *cl, struct imap *s)
 {
@@ -213,23 +280,14 @@ imap_mix(struct client *cl)
 		return;
 	}
 	int flag_on = 0;
-	while (!past_deadline() && !cl->failed &&
-	    (o->max_sessions == 0 || (long)cl->sessions < o->max_sessions)) {
+	while (more_sessions(cl)) {
 		struct imap s;
 		if (greet(cl, &s) < 0)
 			break;
 		int ok = 0;
 		do {
-			if (login(cl, &s, cl->id) < 0)
+			if (login_select(cl, &s, 0) < 0)
 				break;
-			s.exists = -1;
-			if (command(cl, &s, OP_SELECT, "SELECT INBOX") < 0)
-				break;
-			if (s.exists <= 0) {
-				fail(cl, OP_SELECT, "INBOX is empty (%ld messages): data not loaded",
-				    s.exists);
-				break;
-			}
 			if (command(cl, &s, OP_FETCH_FLAGS, "FETCH 1:* (FLAGS)") < 0)
 				break;
 			int k;
@@ -294,14 +352,66 @@ imap_mix(struct client *cl)
 	free(msg);
 }
 
+/* The big-mailbox loop (bench/run's imap-10k scenarios): connect, LOGIN,
+ * SELECT INBOX, FETCH 1:* (FLAGS), fetch_bodies FETCH BODY.PEEK[] of random
+ * messages, LOGOUT. Checked: INBOX holds expect_messages messages (if set),
+ * the flags listing has one FETCH per message, each body is one literal of
+ * the size its X-Bench-Size header says. Each session's time is recorded. */
+void
+imap_bigbox(struct client *cl)
+{
+	const struct opts *o = cl->o;
+	while (more_sessions(cl)) {
+		double t0 = now_s();
+		struct imap s;
+		if (greet(cl, &s) < 0)
+			break;
+		int ok = 0;
+		do {
+			if (login_select(cl, &s, o->expect_messages) < 0)
+				break;
+			if (command(cl, &s, OP_FETCH_FLAGS, "FETCH 1:* (FLAGS)") < 0)
+				break;
+			if (s.fetches != s.exists) {
+				fail(cl, OP_FETCH_FLAGS, "%ld FETCH responses for %ld messages",
+				    s.fetches, s.exists);
+				break;
+			}
+			int k;
+			s.check_bodies = 1;
+			for (k = 0; k < o->fetch_bodies; k++) {
+				long seq = 1 + rand_r(&cl->seed) % s.exists;
+				if (command(cl, &s, OP_FETCH_BODY, "FETCH %ld (BODY.PEEK[])", seq) < 0)
+					break;
+				if (s.fetches != 1 || s.literals != 1) {
+					fail(cl, OP_FETCH_BODY, "FETCH %ld: %ld responses, %ld literals",
+					    seq, s.fetches, s.literals);
+					break;
+				}
+			}
+			s.check_bodies = 0;
+			if (k < o->fetch_bodies)
+				break;
+			if (command(cl, &s, OP_LOGOUT, "LOGOUT") < 0)
+				break;
+			ok = 1;
+		} while (0);
+		cl->body_bytes += s.body_bytes;
+		finish(cl, &s);
+		if (!ok)
+			break;
+		record(cl, OP_SESSION, t0);
+		cl->sessions++;
+	}
+}
+
 void
 imap_login(struct client *cl)
 {
 	const struct opts *o = cl->o;
 	int users = o->users > 0 ? o->users : 1;
 	long n = 0;
-	while (!past_deadline() && !cl->failed &&
-	    (o->max_sessions == 0 || (long)cl->sessions < o->max_sessions)) {
+	while (more_sessions(cl)) {
 		struct imap s;
 		if (greet(cl, &s) < 0)
 			break;

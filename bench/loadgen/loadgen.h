@@ -29,6 +29,7 @@ enum op {
 	OP_RETR,
 	OP_QUIT,
 	OP_DELE,
+	OP_SESSION, /* a whole session, connect to LOGOUT (bigbox scenario) */
 	OP_COUNT
 };
 
@@ -42,7 +43,7 @@ struct samples {
 
 struct opts {
 	const char *proto;    /* imap | pop3 */
-	const char *scenario; /* mix | login | download | delete | idle */
+	const char *scenario; /* mix | login | bigbox | download | delete | idle */
 	const char *host;
 	int port;
 	enum tls_mode tls;
@@ -54,13 +55,14 @@ struct opts {
 	int user_width;
 	const char *password;
 	int user_first, users; /* client i uses user user_first + i % users */
-	int fetch_bodies;     /* IMAP mix: BODY[] fetches per session */
+	int fetch_bodies;     /* IMAP mix, bigbox: BODY[] fetches per session */
+	long expect_messages; /* bigbox: INBOX holds exactly this many (0: any) */
 	int append_size;      /* IMAP mix: bytes of the appended message */
 	int retr_max;         /* POP3: messages retrieved per session at most */
 	int idle;             /* idle scenario: send IDLE (else stay selected) */
 	int select;           /* idle scenario: SELECT INBOX after LOGIN */
-	int liveness_only;
-	double open_time;     /* idle scenario: seconds to open connections */    /* idle scenario: end without DONE/LOGOUT */
+	int liveness_only;    /* idle scenario: end without DONE/LOGOUT */
+	double open_time;     /* idle scenario: seconds to open connections */
 	int timeout;          /* per read/write, seconds */
 	int verbose;
 };
@@ -71,6 +73,7 @@ struct client {
 	SSL_CTX *ctx;
 	struct samples s[OP_COUNT];
 	uint64_t sessions, bytes_in, bytes_out;
+	uint64_t body_bytes; /* bigbox: bytes of the checked BODY[] literals */
 	int failed;
 	char error[512];
 	unsigned int seed;
@@ -92,6 +95,7 @@ void user_name(const struct client *cl, char *out, size_t len);
 
 void imap_mix(struct client *cl);
 void imap_login(struct client *cl);
+void imap_bigbox(struct client *cl);
 void imap_idle_open(struct client *cl, int count);
 void imap_idle_close(struct client *cl);
 void pop3_download(struct client *cl);

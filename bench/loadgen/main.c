@@ -1,13 +1,15 @@
 /* bench-loadgen: IMAP and POP3 load generator for bench/run.
  *
- *   bench-loadgen --proto imap|pop3 --scenario mix|login|download|delete|idle
+ *   bench-loadgen --proto imap|pop3
+ *       --scenario mix|login|bigbox|download|delete|idle
  *       --port N [--host 127.0.0.1] [--tls] --clients N --duration S
  *       [--max-sessions N] --user FMT --password P [--users N] [--user-first N]
- *       [--fetch-bodies N] [--append-size BYTES] [--retr-max N]
- *       [--connections N] [--no-idle] [--timeout S]
+ *       [--fetch-bodies N] [--expect-messages N] [--append-size BYTES]
+ *       [--retr-max N] [--connections N] [--no-idle] [--timeout S]
  *
- * Prints one JSON object on stdout: totals, operations/s, MB/s and p50/p99
- * latency per operation, errors. Exits 1 when any response was an error or
+ * Prints one JSON object on stdout: totals, operations/s, MB/s, bytes of
+ * checked message bodies (bigbox) and p50/p99 latency per operation
+ * ("session": whole bigbox sessions), errors. Exits 1 when any response was an error or
  * any connection failed: such a run is not a result.
  *
  * The idle scenario opens --connections connections (over --clients opener
@@ -38,7 +40,7 @@ const char *const op_names[OP_COUNT] = {
 	[OP_STORE] = "store", [OP_APPEND] = "append", [OP_EXPUNGE] = "expunge",
 	[OP_LOGOUT] = "logout", [OP_IDLE] = "idle", [OP_NOOP] = "noop",
 	[OP_STAT] = "stat", [OP_LIST] = "list", [OP_RETR] = "retr", [OP_QUIT] = "quit",
-	[OP_DELE] = "dele",
+	[OP_DELE] = "dele", [OP_SESSION] = "session",
 };
 
 struct timespec g_deadline;
@@ -175,6 +177,8 @@ run_client(void *p)
 		imap_mix(cl);
 	else if (strcmp(o->scenario, "login") == 0)
 		imap_login(cl);
+	else if (strcmp(o->scenario, "bigbox") == 0)
+		imap_bigbox(cl);
 	else if (a->phase == 0)
 		imap_idle_open(cl, a->count);
 	else
@@ -207,9 +211,11 @@ static void
 usage(void)
 {
 	fprintf(stderr,
-	    "usage: bench-loadgen --proto imap|pop3 --scenario mix|login|download|delete|idle\n"
+	    "usage: bench-loadgen --proto imap|pop3\n"
+	    "  --scenario mix|login|bigbox|download|delete|idle\n"
 	    "  --port N [--host ADDR] [--tls] --clients N --duration S [--max-sessions N]\n"
 	    "  --user FMT --password P [--users N] [--user-first N] [--fetch-bodies N]\n"
+	    "  [--expect-messages N]\n"
 	    "  [--append-size BYTES] [--retr-max N] [--connections N] [--no-idle]\n"
 	    "  [--no-select] [--liveness-only] [--open-time S]\n"
 	    "  [--timeout S] [--verbose]\n");
@@ -237,7 +243,8 @@ main(int argc, char **argv)
 		{ "connections", 1, 0, 'n' }, { "no-idle", 0, 0, 'I' },
 		{ "liveness-only", 0, 0, 'L' }, { "open-time", 1, 0, 'O' },
 		{ "no-select", 0, 0, 'N' }, { "timeout", 1, 0, 't' },
-		{ "verbose", 0, 0, 'v' }, { 0, 0, 0, 0 },
+		{ "verbose", 0, 0, 'v' }, { "expect-messages", 1, 0, 'e' },
+		{ 0, 0, 0, 0 },
 	};
 	int ch;
 	while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -264,6 +271,7 @@ main(int argc, char **argv)
 		case 'N': o.select = 0; break;
 		case 't': o.timeout = atoi(optarg); break;
 		case 'v': o.verbose = 1; break;
+		case 'e': o.expect_messages = atol(optarg); break;
 		default: usage();
 		}
 	}
@@ -348,17 +356,19 @@ main(int argc, char **argv)
 	}
 
 	/* Totals. */
-	uint64_t sessions = 0, bytes_in = 0, bytes_out = 0, errors = 0, ops = 0;
+	uint64_t sessions = 0, bytes_in = 0, bytes_out = 0, body_bytes = 0, errors = 0;
+	uint64_t ops = 0;
 	const char *first_error = NULL;
 	for (int i = 0; i < o.clients; i++) {
 		sessions += cls[i].sessions;
 		bytes_in += cls[i].bytes_in;
 		bytes_out += cls[i].bytes_out;
+		body_bytes += cls[i].body_bytes;
 		if (cls[i].failed && first_error == NULL)
 			first_error = cls[i].error;
 		for (int k = 0; k < OP_COUNT; k++) {
 			errors += cls[i].s[k].errors;
-			if (k != OP_CONNECT)
+			if (k != OP_CONNECT && k != OP_SESSION)
 				ops += cls[i].s[k].n;
 		}
 	}
@@ -371,6 +381,8 @@ main(int argc, char **argv)
 	printf("\"bytes_in\":%llu,\"bytes_out\":%llu,\"mb_per_s\":%.3f,",
 	    (unsigned long long)bytes_in, (unsigned long long)bytes_out,
 	    (double)(bytes_in + bytes_out) / elapsed / 1e6);
+	printf("\"body_bytes\":%llu,\"body_mb_per_s\":%.3f,",
+	    (unsigned long long)body_bytes, (double)body_bytes / elapsed / 1e6);
 	printf("\"errors\":%llu,\"first_error\":", (unsigned long long)errors);
 	json_string(first_error ? first_error : "");
 	printf(",\"per_op\":{");
