@@ -24,7 +24,8 @@
  * (opening, trimming idle accounts, deleting), store_sqlite_mailbox.c,
  * store_sqlite_message.c, store_sqlite_commit.c (writers and group commit),
  * store_sqlite_rebuild.c, store_sqlite_sweep.c (what crashes leave behind),
- * store_sqlite_unlink.c (removing files).
+ * store_sqlite_unlink.c (removing files, background work) and
+ * store_sqlite_fts.c (the search index).
  */
 #ifndef PETREL_STORE_STORE_SQLITE_H
 #define PETREL_STORE_STORE_SQLITE_H
@@ -131,6 +132,7 @@ struct ssql_unlinker {
 	struct ssql_unlink_job *head, **tail;   /* with names not yet taken */
 	struct ssql_fts_job *fts_head, **fts_tail;   /* not yet taken */
 	size_t jobs;                            /* not finished */
+	int flushing;                           /* index jobs due at once */
 	int quit;
 };
 
@@ -212,6 +214,8 @@ struct ssql_names {
 
 /* store_sqlite.c */
 int ssql_error(struct ssql_conn *c, int rc, const char **error_r);
+/* SQLite's busy handler for the store's connections: short sleeps first. */
+void ssql_busy_setup(sqlite3 *db);
 /* Leaves a mark for the next open to check the index thoroughly. */
 void ssql_mark_damaged(struct store_backend_account *ba);
 struct ssql_conn *ssql_conn_open(struct store_backend_account *ba, const char **error_r);
@@ -313,12 +317,21 @@ void ssql_unlinker_destroy(struct ssql_unlinker *u);
 /* Unlinks the files of a committed removal in the background (the
  * directories fsynced once after), taking over names (left empty). */
 void ssql_names_unlink_later(struct store_backend_account *ba, struct ssql_names *names);
-/* Removes the search text listed in fts_pending_delete in the background,
- * in transactions of SSQL_FTS_PURGE_BATCH rows on a connection of its own
+/* Removes the search text listed in fts_pending_delete, then indexes the
+ * text in fts_pending_add, in the background on a connection of its own
  * (at once when there are no threads). */
 void ssql_fts_purge_later(struct store_backend_account *ba);
-/* The same, now, on a connection to db_path; -1 on an error. */
-int ssql_fts_purge(const char *db_path, int64_t account_id);
+/* The same, a second from now: deliveries in the meantime share it. */
+void ssql_fts_index_later(struct store_backend_account *ba);
+
+/* store_sqlite_fts.c */
+/* Removes then indexes what is pending, now, on a connection to db_path;
+ * -1 on an error. */
+int ssql_fts_maintain(const char *db_path, int64_t account_id);
+/* 1 when search text waits to be indexed (or, unless adds_only, removed). */
+int ssql_fts_pending(struct ssql_conn *c, int adds_only);
+/* Indexes the pending search text now, on the write connection. */
+int ssql_fts_catch_up(struct store_backend_account *ba, const char **error_r);
 
 /* store_sqlite_rebuild.c */
 /* Fills a fresh index (in a write transaction) from the files. */

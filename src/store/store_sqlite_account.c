@@ -183,20 +183,6 @@ orphans_sweep_once(struct store_backend_account *ba, int rebuilt, int unclean)
 	pthread_mutex_unlock(&be->swept_lock);
 }
 
-static int
-fts_pending(struct store_backend_account *ba)
-{
-	sqlite3_stmt *st;
-	int rc;
-
-	if (sqlite3_prepare_v2(ba->w->db, "SELECT 1 FROM fts_pending_delete LIMIT 1", -1,
-	    &st, NULL) != SQLITE_OK)
-		return 0;
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	return rc == SQLITE_ROW;
-}
-
 int
 ssql_account_open(struct store_backend *be, int64_t id, struct store_backend_account **ba_r,
     const char **error_r)
@@ -268,8 +254,8 @@ ssql_account_open(struct store_backend *be, int64_t id, struct store_backend_acc
 	if (thorough)
 		unlink(marker);
 	orphans_sweep_once(ba, rebuild, unclean);
-	/* Search text an expunge left to remove (a crash, or a close first). */
-	if (fts_pending(ba))
+	/* Search text left to remove or to index (a crash, or a close first). */
+	if (ssql_fts_pending(ba->w, 0))
 		ssql_fts_purge_later(ba);
 	free(marker);
 	free(msg_dir);

@@ -694,8 +694,11 @@ ssql_commit_batch(struct store_backend *be, struct store_commit **batch, size_t 
 		if (a->failed) {
 			ssql_wrollback(a->ba);
 			ssql_names_unlink(a->ba, &a->linked);
-		} else
+		} else {
 			ssql_wunlock(a->ba);
+			if (a->nbodies > 0)
+				ssql_fts_index_later(a->ba);
+		}
 	}
 
 	for (i = 0; i < n; i++) {

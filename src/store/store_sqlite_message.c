@@ -542,6 +542,16 @@ ssql_search_text(struct store_backend_account *ba, int64_t mailbox_id, const cha
 		buf_free(&pat);
 		return -1;
 	}
+	/* Text delivered since the background indexer last ran is indexed
+	 * first, so that the trigram search sees every message. */
+	if (chars >= SSQL_TRIGRAM_MIN && ssql_fts_pending(c, 1)) {
+		ssql_reader_put(ba, c);
+		if (ssql_fts_catch_up(ba, error_r) < 0 ||
+		    (c = ssql_reader(ba, error_r)) == NULL) {
+			buf_free(&pat);
+			return -1;
+		}
+	}
 	if ((rc = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL)) != SQLITE_OK) {
 		ssql_error(c, rc, error_r);
 		goto fail;

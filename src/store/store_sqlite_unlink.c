@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -26,12 +27,13 @@
 #include "store/store_sqlite.h"
 
 #define SSQL_UNLINK_THREADS 4
-#define SSQL_FTS_PURGE_BATCH 200   /* search-text rows per transaction */
+#define SSQL_FTS_INDEX_DELAY_MS 1000   /* from a commit to indexing its text */
 
-/* Removing the search text of expunged messages (fts_pending_delete). */
+/* Work on an account's search index (store_sqlite_fts.c), not before due. */
 struct ssql_fts_job {
 	char *db_path;
 	int64_t account_id;
+	int64_t due_ms;            /* CLOCK_MONOTONIC */
 	struct ssql_fts_job *next;
 };
 
@@ -76,90 +78,49 @@ job_finish(struct ssql_unlink_job *job)
 	free(job);
 }
 
-static int
-fts_exec(sqlite3 *db, const char *sql, const char *json)
+static int64_t
+now_ms(void)
 {
-	sqlite3_stmt *st;
-	int rc;
+	struct timespec ts;
 
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-		return -1;
-	if (json != NULL)
-		sqlite3_bind_text(st, 1, json, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : -1;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* One transaction: up to SSQL_FTS_PURGE_BATCH pending rows removed. 1 when
- * some were, 0 when none were left, -1 on an error. The guard on messages
- * keeps text a message refers to again (it is only ever removed with the
- * last message of its body). */
-static int
-fts_purge_batch(sqlite3 *db)
+/* Takes the first index job that is due (all are while flushing); else
+ * sets *wait_ms to the time until the next one (-1: none queued). */
+static struct ssql_fts_job *
+fts_take(struct ssql_unlinker *u, int64_t *wait_ms)
 {
-	struct buf json = BUF_INIT;
-	sqlite3_stmt *st;
-	int rc, n = 0;
+	struct ssql_fts_job **pp, *job;
+	int64_t now = now_ms();
 
-	if (fts_exec(db, "BEGIN IMMEDIATE", NULL) < 0)
-		return -1;
-	if (sqlite3_prepare_v2(db, "SELECT id FROM fts_pending_delete ORDER BY id LIMIT ?1",
-	    -1, &st, NULL) != SQLITE_OK)
-		goto fail;
-	sqlite3_bind_int(st, 1, SSQL_FTS_PURGE_BATCH);
-	buf_putc(&json, '[');
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		buf_printf(&json, n++ > 0 ? ",%lld" : "%lld",
-		    (long long)sqlite3_column_int64(st, 0));
-	sqlite3_finalize(st);
-	buf_putc(&json, ']');
-	if (rc != SQLITE_DONE)
-		goto fail;
-	if (n > 0 && (fts_exec(db, "DELETE FROM search_text WHERE id IN"
-	    " (SELECT value FROM json_each(?1)) AND NOT EXISTS"
-	    " (SELECT 1 FROM messages WHERE body_id = search_text.id)", buf_cstr(&json)) < 0 ||
-	    fts_exec(db, "DELETE FROM fts_pending_delete WHERE id IN"
-	    " (SELECT value FROM json_each(?1))", buf_cstr(&json)) < 0))
-		goto fail;
-	if (fts_exec(db, "COMMIT", NULL) < 0)
-		goto fail;
-	buf_free(&json);
-	return n > 0;
-fail:
-	if (!sqlite3_get_autocommit(db))
-		fts_exec(db, "ROLLBACK", NULL);
-	buf_free(&json);
-	return -1;
+	*wait_ms = -1;
+	for (pp = &u->fts_head; (job = *pp) != NULL; pp = &job->next) {
+		if (job->due_ms <= now || u->flushing || u->quit) {
+			if ((*pp = job->next) == NULL)
+				u->fts_tail = pp;
+			return job;
+		}
+		if (*wait_ms < 0 || job->due_ms - now < *wait_ms)
+			*wait_ms = job->due_ms - now;
+	}
+	return NULL;
 }
 
-int
-ssql_fts_purge(const char *db_path, int64_t account_id)
+static void
+cond_wait_ms(pthread_cond_t *cond, pthread_mutex_t *lock, int64_t ms)
 {
-	sqlite3 *db;
-	int rc;
+	struct timespec ts;
 
-	/* Gone (the account deleted meanwhile): nothing to do. */
-	if (access(db_path, F_OK) < 0)
-		return 0;
-	if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
-	    NULL) != SQLITE_OK) {
-		sqlite3_close(db);
-		return 0;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
 	}
-	sqlite3_busy_timeout(db, SSQL_BUSY_TIMEOUT_MS);
-	if (fts_exec(db, "PRAGMA synchronous = FULL", NULL) < 0) {
-		rc = -1;
-		goto out;
-	}
-	while ((rc = fts_purge_batch(db)) > 0)
-		;
-out:
-	if (rc < 0)
-		log_warn(NULL, "event=store-fts-purge-failed account=%lld reason=\"%s\"",
-		    (long long)account_id, sqlite3_errmsg(db));
-	sqlite3_close(db);
-	return rc;
+	pthread_cond_timedwait(cond, lock, &ts);
 }
 
 static void *
@@ -168,17 +129,14 @@ unlink_thread(void *p)
 	struct ssql_unlinker *u = p;
 	struct ssql_unlink_job *job;
 	struct ssql_fts_job *fts;
+	int64_t wait_ms;
 	size_t i;
 
 	pthread_mutex_lock(&u->lock);
 	for (;;) {
-		while (u->head == NULL && u->fts_head == NULL && !u->quit)
-			pthread_cond_wait(&u->work, &u->lock);
-		if ((fts = u->fts_head) != NULL) {
-			if ((u->fts_head = fts->next) == NULL)
-				u->fts_tail = &u->fts_head;
+		if ((fts = fts_take(u, &wait_ms)) != NULL) {
 			pthread_mutex_unlock(&u->lock);
-			ssql_fts_purge(fts->db_path, fts->account_id);
+			ssql_fts_maintain(fts->db_path, fts->account_id);
 			free(fts->db_path);
 			free(fts);
 			pthread_mutex_lock(&u->lock);
@@ -186,8 +144,15 @@ unlink_thread(void *p)
 				pthread_cond_broadcast(&u->idle);
 			continue;
 		}
-		if ((job = u->head) == NULL)
-			break;
+		if ((job = u->head) == NULL) {
+			if (u->quit && wait_ms < 0)
+				break;
+			if (wait_ms < 0)
+				pthread_cond_wait(&u->work, &u->lock);
+			else
+				cond_wait_ms(&u->work, &u->lock, wait_ms);
+			continue;
+		}
 		i = job->taken++;
 		if (job->taken == job->names.n && (u->head = job->next) == NULL)
 			u->tail = &u->head;
@@ -214,9 +179,14 @@ unlink_thread(void *p)
 void
 ssql_unlinker_init(struct ssql_unlinker *u)
 {
+	pthread_condattr_t attr;
+
 	memset(u, 0, sizeof(*u));
 	pthread_mutex_init(&u->lock, NULL);
-	pthread_cond_init(&u->work, NULL);
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&u->work, &attr);
+	pthread_condattr_destroy(&attr);
 	pthread_cond_init(&u->idle, NULL);
 	u->tail = &u->head;
 	u->fts_tail = &u->fts_head;
@@ -230,8 +200,12 @@ void
 ssql_unlinker_flush(struct ssql_unlinker *u)
 {
 	pthread_mutex_lock(&u->lock);
+	/* Index jobs waiting for their time are done now. */
+	u->flushing++;
+	pthread_cond_broadcast(&u->work);
 	while (u->jobs > 0)
 		pthread_cond_wait(&u->idle, &u->lock);
+	u->flushing--;
 	pthread_mutex_unlock(&u->lock);
 }
 
@@ -283,29 +257,48 @@ ssql_names_unlink_later(struct store_backend_account *ba, struct ssql_names *nam
 	pthread_mutex_unlock(&u->lock);
 }
 
-void
-ssql_fts_purge_later(struct store_backend_account *ba)
+/* Queues work on an account's search index, due in delay_ms; one job per
+ * account is enough (it does all that is pending when it runs). */
+static void
+fts_later(struct store_backend_account *ba, int64_t delay_ms)
 {
 	struct ssql_unlinker *u = &ba->be->unlinker;
 	struct ssql_fts_job *job, *q;
+	int64_t due = now_ms() + delay_ms;
 
 	if (u->nthreads == 0) {
-		ssql_fts_purge(ba->db_path, ba->id);
+		ssql_fts_maintain(ba->db_path, ba->id);
 		return;
 	}
 	pthread_mutex_lock(&u->lock);
-	/* One queued job per account is enough: it empties the table. */
 	for (q = u->fts_head; q != NULL; q = q->next)
 		if (strcmp(q->db_path, ba->db_path) == 0) {
+			if (due < q->due_ms) {
+				q->due_ms = due;
+				pthread_cond_broadcast(&u->work);
+			}
 			pthread_mutex_unlock(&u->lock);
 			return;
 		}
 	job = xcalloc(1, sizeof(*job));
 	job->db_path = xstrdup(ba->db_path);
 	job->account_id = ba->id;
+	job->due_ms = due;
 	*u->fts_tail = job;
 	u->fts_tail = &job->next;
 	u->jobs++;
 	pthread_cond_broadcast(&u->work);
 	pthread_mutex_unlock(&u->lock);
+}
+
+void
+ssql_fts_purge_later(struct store_backend_account *ba)
+{
+	fts_later(ba, 0);
+}
+
+void
+ssql_fts_index_later(struct store_backend_account *ba)
+{
+	fts_later(ba, SSQL_FTS_INDEX_DELAY_MS);
 }

@@ -915,6 +915,23 @@ index_count(struct fixture *f, const char *sql)
 	return v;
 }
 
+/* FTS5's check of the trigram index against the search text: 1 when the
+ * index holds exactly the text's rows. */
+static int
+index_integrity(struct fixture *f)
+{
+	char *path = xasprintf("%s/mail/1/index.db", f->dir);
+	sqlite3 *db;
+	int rc;
+
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+	rc = sqlite3_exec(db, "INSERT INTO search (search, rank) VALUES ('integrity-check', 1)",
+	    NULL, NULL, NULL);
+	sqlite3_close(db);
+	free(path);
+	return rc == SQLITE_OK;
+}
+
 static void
 search_count(struct fixture *f, int64_t mailbox_id, const char *needle, size_t want)
 {
@@ -971,6 +988,49 @@ test_expunge_search_text(void **state)
 	    " WHERE search MATCH '\"quick brown\"'"), 0);
 	assert_int_equal(index_count(f, "SELECT count(*) FROM search_text"), before - 2);
 	assert_int_equal(index_count(f, "SELECT count(*) FROM fts_pending_delete"), 0);
+}
+
+/* New search text is indexed in the background a second after its commit;
+ * a search before that indexes it first, and text removed before it was
+ * indexed leaves the index consistent. */
+static void
+test_search_pending_index(void **state)
+{
+	struct fixture *f = *state;
+	int64_t inbox = mailbox_id(f->acct, "INBOX");
+	uint32_t uid1, uid2;
+	const char *error;
+
+	uid1 = append(f->store, f->acct, "INBOX", msg1, 0, NULL);
+	uid2 = append(f->store, f->acct, "INBOX", msg3, 0, NULL);
+	/* Not indexed yet: the background job waits a second. */
+	assert_int_equal(index_count(f, "SELECT count(*) FROM fts_pending_add"), 2);
+	assert_int_equal(index_count(f, "SELECT count(*) FROM search"
+	    " WHERE search MATCH '\"quick brown\"'"), 0);
+	/* A search indexes what is pending, then finds it. */
+	search_count(f, inbox, "quick brown", 1);
+	assert_int_equal(index_count(f, "SELECT count(*) FROM fts_pending_add"), 0);
+	assert_int_equal(index_count(f, "SELECT count(*) FROM search"
+	    " WHERE search MATCH '\"quick brown\"'"), 1);
+
+	/* Delivered, then expunged and purged before it was ever indexed. */
+	uid2 = append(f->store, f->acct, "INBOX", msg2, 0, NULL);
+	assert_int_equal(index_count(f, "SELECT count(*) FROM fts_pending_add"), 1);
+	assert_int_equal(store_message_expunge(f->acct, inbox, &uid2, 1, &error), 0);
+	store_flush(f->store);
+	assert_int_equal(index_count(f, "SELECT count(*) FROM fts_pending_add"), 0);
+	assert_int_equal(index_count(f, "SELECT count(*) FROM fts_pending_delete"), 0);
+	assert_int_equal(index_integrity(f), 1);
+	search_count(f, inbox, "quick brown", 1);
+
+	/* The background job indexes without a search. */
+	append(f->store, f->acct, "INBOX", msg3, 0, NULL);
+	store_flush(f->store);
+	assert_int_equal(index_count(f, "SELECT count(*) FROM fts_pending_add"), 0);
+	assert_int_equal(store_message_expunge(f->acct, inbox, &uid1, 1, &error), 0);
+	store_flush(f->store);
+	search_count(f, inbox, "quick brown", 0);
+	assert_int_equal(index_integrity(f), 1);
 }
 
 /* --- concurrency and notifications ------------------------------------ */
@@ -2045,6 +2105,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_quota, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_search, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_expunge_search_text, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_search_pending_index, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_notifications, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fsync_failure, setup, teardown),
