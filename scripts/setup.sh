@@ -2,6 +2,12 @@
 # Installs every build and test dependency of Petrel (Debian 12, as root) and
 # the unprivileged `petrel` user the daemon runs as. Idempotent: when all is
 # present it only asks dpkg and exits within a second.
+#
+# Postfix is installed for the queue tests, which run private instances of
+# it (`postfix -c DIR`): it is preseeded with "No configuration" (no
+# /etc/postfix/main.cf, so the system instance cannot start), and while
+# packages install a policy-rc.d forbids service starts (only if none
+# exists: one already there is left as it is).
 set -eu
 
 PACKAGES="
@@ -10,7 +16,7 @@ libevent-dev libssl-dev openssl libsqlite3-dev sqlite3 libsodium-dev
 libcrypt-dev libjansson-dev libcmocka-dev
 python3 python3-pytest curl swaks libnet-ssleay-perl argon2
 isync fetchmail getmail6 offlineimap3 msmtp
-libunbound-dev unbound
+libunbound-dev unbound postfix
 "
 
 missing=""
@@ -27,6 +33,15 @@ if [ -n "$missing" ]; then
 		exit 1
 	fi
 	echo "setup: installing$missing" >&2
+	policy=/usr/sbin/policy-rc.d
+	if [ ! -e "$policy" ]; then
+		printf '#!/bin/sh\n# petrel setup.sh: no service starts while installing\nexit 101\n' \
+		    >"$policy"
+		chmod 755 "$policy"
+		trap 'rm -f "$policy"' EXIT INT TERM
+	fi
+	echo "postfix postfix/main_mailer_type select No configuration" |
+	    debconf-set-selections
 	export DEBIAN_FRONTEND=noninteractive
 	# Try the package lists we have first; refresh them only if that fails.
 	if ! apt-get install -y -q --no-install-recommends $missing; then

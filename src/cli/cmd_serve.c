@@ -161,7 +161,7 @@ daemonize(void)
 }
 
 static void
-reload(struct net_server *srv, struct auth *auth)
+reload(struct net_server *srv, struct auth *auth, struct queue_runner *runner)
 {
 	struct config cfg;
 	struct auth_settings as;
@@ -173,6 +173,17 @@ reload(struct net_server *srv, struct auth *auth)
 		return;
 	}
 	log_set_level(cfg.log_level);
+	/* The queue first: its files (CA, relay password) are what is most
+	 * likely to be wrong, and a failure then changes nothing at all. */
+	if (runner != NULL && queue_runner_reload(runner, &cfg, &error) < 0) {
+		log_error(NULL, "event=reload-failed reason=\"%s\"", error);
+		free(error);
+		config_free(&cfg);
+		return;
+	}
+	if ((runner != NULL) != (cfg.queue_delivery != 0))
+		log_warn(NULL, "event=warning reason=\"queue_delivery changes at the next "
+		    "restart\"");
 	auth_settings_from(&cfg, &as);
 	if (net_server_reload(srv, &cfg, &error) < 0) {
 		log_error(NULL, "event=reload-failed reason=\"%s\"", error);
@@ -316,7 +327,7 @@ cmd_serve(struct cli *cli, int argc, char **argv)
 		if (sigwait(&sigs, &sig) != 0)
 			continue;
 		if (sig == SIGHUP) {
-			reload(srv, ctx.auth);
+			reload(srv, ctx.auth, runner);
 			continue;
 		}
 		if (sig == SIGUSR1) {

@@ -17,7 +17,8 @@
 #define CONFIG_LINE_MAX 4096
 
 enum key_type {
-	KEY_STRING, KEY_PATH, KEY_BOOL, KEY_INT, KEY_SIZE, KEY_DURATION, KEY_ENUM, KEY_LISTEN
+	KEY_STRING, KEY_PATH, KEY_BOOL, KEY_INT, KEY_SIZE, KEY_DURATION, KEY_ENUM, KEY_LISTEN,
+	KEY_TLS_POLICY  /* a string, also parsed into queue_tls_rules */
 };
 
 struct key_def {
@@ -199,8 +200,22 @@ static const struct key_def keys[] = {
 	  "File whose first line is the relay host password. Relative to data_dir." },
 	{ "queue_tls_ca_file", KEY_STRING, OFF(queue_tls_ca_file), "", 0, 0, NULL,
 	  "CA certificates (PEM) that verify mail exchangers when a message asks\n"
-	  "for REQUIRETLS (otherwise TLS is opportunistic and unverified, the\n"
-	  "relay host included). Empty: the system's. Relative to data_dir." },
+	  "for REQUIRETLS or queue_tls_policy says verify (otherwise TLS is\n"
+	  "opportunistic and unverified, the relay host included). Empty: the\n"
+	  "system's. Relative to data_dir." },
+	{ "queue_tls_policy", KEY_TLS_POLICY, OFF(queue_tls_policy), "", 0, 0, NULL,
+	  "TLS the queue requires per destination, as DOMAIN:LEVEL entries\n"
+	  "separated by commas: `example.org:verify, .example.net:encrypt`.\n"
+	  "LEVEL is none (never STARTTLS), may (STARTTLS when offered, any\n"
+	  "certificate: the default), encrypt (TLS required, any certificate) or\n"
+	  "verify (TLS required; the certificate must chain to queue_tls_ca_file\n"
+	  "and name the MX host). DOMAIN is a recipient domain, `.example.net`\n"
+	  "for every domain under example.net, or `*` for all others; with a\n"
+	  "relay host, the relay host's name is looked up instead. Mail to a\n"
+	  "destination whose servers cannot give what its level requires is\n"
+	  "deferred (then bounced at queue_lifetime), never sent in clear.\n"
+	  "MX records are not DNSSEC-validated: verify defeats a man in the\n"
+	  "middle of the connection, not a forged MX record." },
 	{ "queue_srs_domain", KEY_STRING, OFF(queue_srs_domain), "", 0, 0, NULL,
 	  "Domain of the SRS addresses (Sender Rewriting Scheme) that replace\n"
 	  "the sender of mail forwarded to other domains, so that SPF passes\n"
@@ -385,6 +400,19 @@ set_value(struct config *cfg, const struct key_def *k, const char *value,
 		}
 		*why = "not one of the allowed values (see the comment above the key)";
 		return -1;
+	case KEY_TLS_POLICY: {
+		struct config_tls_rule *rules;
+		size_t nrules;
+
+		if (config_tls_policy_parse(value, &rules, &nrules, why) < 0)
+			return -1;
+		config_tls_rules_free(&cfg->queue_tls_rules, cfg->nqueue_tls_rules);
+		cfg->queue_tls_rules = rules;
+		cfg->nqueue_tls_rules = nrules;
+		free(*(char **)field);
+		*(char **)field = xstrdup(value);
+		return 0;
+	}
 	case KEY_LISTEN: {
 		struct config_listen l;
 
@@ -612,13 +640,157 @@ config_free(struct config *cfg)
 	int l;
 
 	for (i = 0; i < NKEYS; i++)
-		if (keys[i].type == KEY_STRING || keys[i].type == KEY_PATH)
+		if (keys[i].type == KEY_STRING || keys[i].type == KEY_PATH ||
+		    keys[i].type == KEY_TLS_POLICY)
 			free(*(char **)((char *)cfg + keys[i].offset));
+	config_tls_rules_free(&cfg->queue_tls_rules, cfg->nqueue_tls_rules);
 	for (l = 0; l < cfg->nlisten; l++)
 		free(cfg->listen[l].address);
 	free(cfg->listen);
 	free(cfg->path);
 	memset(cfg, 0, sizeof(*cfg));
+}
+
+/* --- queue_tls_policy ----------------------------------------------------- */
+
+static const char *const tls_level_names[] = { "none", "may", "encrypt", "verify", NULL };
+
+const char *
+config_tls_level_name(enum config_tls_level level)
+{
+	return tls_level_names[level];
+}
+
+void
+config_tls_rules_free(struct config_tls_rule **rules, size_t n)
+{
+	size_t i;
+
+	if (*rules == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		free((*rules)[i].domain);
+	free(*rules);
+	*rules = NULL;
+}
+
+/* A domain, ".domain" or "*": letters, digits, '-' and '.' (IPv4 literals
+ * of relay hosts fit). */
+static int
+tls_rule_domain_ok(const char *d, size_t len)
+{
+	size_t i;
+
+	if (len == 1 && d[0] == '*')
+		return 1;
+	if (len == 0 || len > 255 || (len == 1 && d[0] == '.'))
+		return 0;
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)d[i];
+
+		if (!isalnum(c) && c != '-' && c != '.')
+			return 0;
+		if (c == '.' && i + 1 < len && d[i + 1] == '.')
+			return 0;
+	}
+	return d[len - 1] != '.';
+}
+
+int
+config_tls_policy_parse(const char *text, struct config_tls_rule **rules_r, size_t *n_r,
+    const char **why_r)
+{
+	struct config_tls_rule *rules = NULL;
+	size_t n = 0, i;
+	const char *p = text;
+
+	*rules_r = NULL;
+	*n_r = 0;
+	for (;;) {
+		const char *start, *colon, *end;
+		char *domain;
+		int level;
+
+		while (*p == ',' || isspace((unsigned char)*p))
+			p++;
+		if (*p == '\0')
+			break;
+		start = p;
+		while (*p != '\0' && *p != ',' && !isspace((unsigned char)*p))
+			p++;
+		end = p;
+		colon = memchr(start, ':', (size_t)(end - start));
+		if (colon == NULL) {
+			*why_r = "expected DOMAIN:LEVEL entries (example.org:verify)";
+			goto fail;
+		}
+		if (!tls_rule_domain_ok(start, (size_t)(colon - start))) {
+			*why_r = "bad domain (a domain, .domain for its subdomains, or *)";
+			goto fail;
+		}
+		for (level = 0; tls_level_names[level] != NULL; level++)
+			if (strlen(tls_level_names[level]) == (size_t)(end - colon - 1) &&
+			    strncasecmp(colon + 1, tls_level_names[level],
+			    (size_t)(end - colon - 1)) == 0)
+				break;
+		if (tls_level_names[level] == NULL) {
+			*why_r = "bad level (none, may, encrypt or verify)";
+			goto fail;
+		}
+		domain = xstrndup(start, (size_t)(colon - start));
+		for (i = 0; domain[i] != '\0'; i++)
+			domain[i] = (char)tolower((unsigned char)domain[i]);
+		for (i = 0; i < n; i++) {
+			if (strcmp(rules[i].domain, domain) == 0) {
+				free(domain);
+				*why_r = "a domain is listed twice";
+				goto fail;
+			}
+		}
+		rules = xreallocarray(rules, n + 1, sizeof(*rules));
+		rules[n].domain = domain;
+		rules[n].level = (enum config_tls_level)level;
+		n++;
+	}
+	*rules_r = rules;
+	*n_r = n;
+	return 0;
+fail:
+	config_tls_rules_free(&rules, n);
+	return -1;
+}
+
+static const struct config_tls_rule *
+tls_rule_find(const struct config_tls_rule *rules, size_t n, const char *name, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (strlen(rules[i].domain) == len && strncasecmp(rules[i].domain, name, len) == 0)
+			return &rules[i];
+	return NULL;
+}
+
+enum config_tls_level
+config_tls_level_for(const struct config_tls_rule *rules, size_t n, const char *domain)
+{
+	const struct config_tls_rule *r;
+	size_t len = strlen(domain);
+	const char *dot;
+
+	while (len > 0 && domain[len - 1] == '.')
+		len--;
+	if ((r = tls_rule_find(rules, n, domain, len)) != NULL)
+		return r->level;
+	/* ".parent" entries, the closest parent first */
+	for (dot = memchr(domain, '.', len); dot != NULL;
+	    dot = memchr(dot + 1, '.', len - (size_t)(dot + 1 - domain))) {
+		if ((r = tls_rule_find(rules, n, dot, len - (size_t)(dot - domain))) != NULL)
+			return r->level;
+	}
+	if ((r = tls_rule_find(rules, n, "*", 1)) != NULL)
+		return r->level;
+	return CONFIG_TLS_MAY;
 }
 
 char *
@@ -717,8 +889,9 @@ config_write_reference(FILE *out)
 	    "with every key, its default and its description. An unknown key, a key\n"
 	    "set twice, a bad value or a missing file stops start-up with the file\n"
 	    "and line. Durations take a unit (`ms`, `s`, `m`, `h`, `d`; a bare number\n"
-	    "is seconds). SIGHUP reloads the file and the certificates; listeners\n"
-	    "and thread counts only change at a restart.\n\n"
+	    "is seconds). SIGHUP reloads the file and the certificates, and the queue\n"
+	    "takes its new settings (all but queue_delivery, queue_dns_resolver and\n"
+	    "queue_srs_domain); listeners and thread counts only change at a restart.\n\n"
 	    "This file is generated by `petrel config-reference`.\n\n"
 	    "| key | default | meaning |\n|---|---|---|\n");
 	for (i = 0; i < NKEYS; i++) {

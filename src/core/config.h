@@ -37,6 +37,22 @@ struct config_listen {
 
 enum config_log { CONFIG_LOG_AUTO, CONFIG_LOG_STDERR, CONFIG_LOG_SYSLOG };
 
+/* How much TLS the queue insists on for a destination (queue_tls_policy),
+ * weakest first. */
+enum config_tls_level {
+	CONFIG_TLS_NONE,        /* never STARTTLS */
+	CONFIG_TLS_MAY,         /* STARTTLS when offered (the default) */
+	CONFIG_TLS_ENCRYPT,     /* TLS required, any certificate */
+	CONFIG_TLS_VERIFY,      /* TLS required, certificate verified (CA and name) */
+};
+
+/* One `DOMAIN:LEVEL` entry of queue_tls_policy. */
+struct config_tls_rule {
+	char *domain;   /* lower case: "example.org", ".example.org" (every name
+	                 * under it) or "*" (every other destination) */
+	enum config_tls_level level;
+};
+
 struct config {
 	char *path;             /* the file this was loaded from */
 	char *hostname;
@@ -100,6 +116,9 @@ struct config {
 	char *queue_relayhost_user;
 	char *queue_relayhost_password_file; /* absolute, or "" */
 	char *queue_tls_ca_file;    /* absolute, or "": the system's */
+	char *queue_tls_policy;     /* as written; parsed: */
+	struct config_tls_rule *queue_tls_rules;
+	size_t nqueue_tls_rules;
 	char *queue_srs_domain;     /* "": hostname */
 
 	struct config_listen *listen;
@@ -117,6 +136,18 @@ int config_service_standard_port(enum config_service service);
  * caller frees) to "FILE:LINE: message". */
 int config_load(const char *path, struct config *cfg, char **error_r);
 void config_free(struct config *cfg);
+
+/* Parses a queue_tls_policy value ("example.org:verify, .example.net:encrypt,
+ * *:may"; commas or spaces between entries) into an allocated array. 0, or
+ * -1 with *why_r saying what is wrong (static text). */
+int config_tls_policy_parse(const char *text, struct config_tls_rule **rules_r, size_t *n_r,
+    const char **why_r);
+void config_tls_rules_free(struct config_tls_rule **rules, size_t n);
+/* The level for a destination domain (or host name): an exact entry, else
+ * the closest ".parent" entry, else "*", else CONFIG_TLS_MAY. */
+enum config_tls_level config_tls_level_for(const struct config_tls_rule *rules, size_t n,
+    const char *domain);
+const char *config_tls_level_name(enum config_tls_level level);
 
 /* Finds the config file: the given path, else ./petrel.conf, else
  * /etc/petrel/petrel.conf. Returns an allocated string, or NULL with

@@ -9,6 +9,13 @@
  * the same destination (up to queue_max_messages_per_connection); a
  * destination that cannot be reached at all defers its waiting groups with
  * the same error instead of trying again for each of them.
+ *
+ * TLS: each connection runs at its destination's queue_tls_policy level
+ * (smtpc enforces encrypt and verify while opening, so mail is never sent
+ * in clear where TLS is required). A REQUIRETLS message (RFC 8689, 4.2.1)
+ * goes only over a verified session whose server announces REQUIRETLS;
+ * when no MX host of the domain can give that, it fails with 5.7.10 (no
+ * verified TLS) or 5.7.30 (no REQUIRETLS).
  */
 #include "queue/queue_runner_int.h"
 
@@ -37,6 +44,11 @@ struct qconn {
 	int error_code;             /* server reply code of error, or 0 */
 	int error_from_server;
 	int tls_refused;            /* a host could not give REQUIRETLS */
+	char tls_status[16];        /* 5.7.10 or 5.7.30, for a REQUIRETLS failure */
+	char tls_reason[SMTPC_TEXT_MAX + 1];
+	int tls_error;              /* the last error was a TLS requirement not met */
+	enum smtpc_tls_mode tls_mode;
+	int relay;                  /* the destination is the relay host */
 	int txns;
 };
 
@@ -209,15 +221,18 @@ conn_give_up(struct qconn *c)
 	struct qgroup *g = c->group, *w;
 	const char *err = c->error[0] != '\0' ? c->error : "no mail server reachable";
 	enum qr_outcome o = QR_DEFERRED;
-	const char *status = "4.4.1";
+	const char *status = c->tls_error ? "4.7.10" : "4.4.1";
+	char text[SMTPC_TEXT_MAX + DNS_NAME_MAX + 128];
 	int from_server = c->error_from_server;
 
 	c->group = NULL;
 	if (g->m->env.requiretls && c->tls_refused) {
+		/* RFC 8689 4.2.1: no MX host could take it as required. */
 		o = QR_FAILED;
-		status = "5.7.30";
-		err = "REQUIRETLS: no mail server of the domain offers it with a valid "
-		    "certificate";
+		status = c->tls_status;
+		snprintf(text, sizeof(text), "REQUIRETLS: no mail server of %s accepts the "
+		    "message over verified TLS with REQUIRETLS (%s)", c->dest->name, c->tls_reason);
+		err = text;
 		from_server = 0;
 	}
 	log_info(g->m->env.id, "event=unreachable dest=%s reason=\"%s\"", c->dest->name, err);
@@ -236,6 +251,18 @@ conn_error(struct qconn *c, int code, const char *text)
 	snprintf(c->error, sizeof(c->error), "%s", text);
 	c->error_code = code;
 	c->error_from_server = code != 0;
+}
+
+/* A host could not take a REQUIRETLS message: 5.7.30 (verified TLS but no
+ * REQUIRETLS) wins over 5.7.10 (no verified TLS) in the final report. */
+static void
+tls_refusal(struct qconn *c, const char *status, const char *reason)
+{
+	c->tls_refused = 1;
+	if (strcmp(c->tls_status, "5.7.30") != 0) {
+		snprintf(c->tls_status, sizeof(c->tls_status), "%s", status);
+		snprintf(c->tls_reason, sizeof(c->tls_reason), "%s", reason);
+	}
 }
 
 static void
@@ -341,10 +368,14 @@ opened(void *arg, struct smtpc_session *s, int code, const char *error)
 
 	if (error != NULL) {
 		conn_error(c, code, error);
+		c->tls_error = smtpc_tls_failed(s);
+		if (c->tls_error && c->group != NULL && c->group->m->env.requiretls)
+			tls_refusal(c, "5.7.10", error);
 		smtpc_free(&c->s);
 		conn_try_addr(c);
 		return;
 	}
+	c->tls_error = 0;
 	log_debug(c->id, "event=queue-connected host=%s dest=%s tls=%d verified=%d", c->host,
 	    c->dest->name, smtpc_tls_active(s), smtpc_tls_verified(s));
 	conn_run_group(c);
@@ -354,13 +385,35 @@ static void
 conn_try_addr(struct qconn *c)
 {
 	struct queue_runner *r = c->r;
+	struct smtpc_settings set = r->smtpc;
 
 	if (c->addri >= c->naddrs) {
 		conn_next_host(c);
 		return;
 	}
-	c->s = smtpc_open(net_loop_base(r->loop), &r->smtpc, &c->addrs[c->addri++], c->host,
-	    c->id, opened, c);
+	set.tls_mode = c->tls_mode;
+	if (c->relay && r->set.relay_user[0] != '\0') {
+		set.auth_user = r->set.relay_user;
+		set.auth_password = r->set.relay_password;
+	}
+	c->s = smtpc_open(net_loop_base(r->loop), &set, &c->addrs[c->addri++], c->host, c->id,
+	    opened, c);
+}
+
+static enum smtpc_tls_mode
+tls_mode_of(enum config_tls_level level)
+{
+	switch (level) {
+	case CONFIG_TLS_NONE:
+		return SMTPC_TLS_NONE;
+	case CONFIG_TLS_MAY:
+		break;
+	case CONFIG_TLS_ENCRYPT:
+		return SMTPC_TLS_ENCRYPT;
+	case CONFIG_TLS_VERIFY:
+		return SMTPC_TLS_VERIFY;
+	}
+	return SMTPC_TLS_MAY;
 }
 
 static void
@@ -371,6 +424,11 @@ conn_start(struct queue_runner *r, struct qdest *d, struct qgroup *g)
 	c->r = r;
 	c->dest = d;
 	c->group = g;
+	c->relay = strcmp(d->name, "[relay]") == 0;
+	/* The relay host's policy entry is its name's (Postfix looks up the
+	 * next hop the same way). */
+	c->tls_mode = tls_mode_of(config_tls_level_for(r->set.tls_rules, r->set.ntls_rules,
+	    c->relay ? r->set.relay_host : d->name));
 	log_new_id(c->id);
 	d->nconns++;
 	r->nconns++;
@@ -378,7 +436,7 @@ conn_start(struct queue_runner *r, struct qdest *d, struct qgroup *g)
 	if (r->conns != NULL)
 		r->conns->prev = c;
 	r->conns = c;
-	if (strcmp(d->name, "[relay]") == 0) {
+	if (c->relay) {
 		snprintf(c->mx[0].host, sizeof(c->mx[0].host), "%s", r->set.relay_host);
 		c->nmx = 1;
 		conn_next_host(c);
@@ -420,12 +478,25 @@ precheck(struct qconn *c, struct qgroup *g)
 	struct qmsg *m = g->m;
 	char text[SMTPC_TEXT_MAX + 1];
 
-	if (m->env.requiretls && (!smtpc_tls_verified(c->s) || !caps->requiretls)) {
-		c->tls_refused = 1;
-		snprintf(text, sizeof(text), "%s: %s", c->host, !smtpc_tls_active(c->s) ?
-		    "no TLS" : !smtpc_tls_verified(c->s) ? "certificate not verified" :
-		    "no REQUIRETLS");
+	if (c->tls_mode >= SMTPC_TLS_ENCRYPT && !smtpc_tls_active(c->s)) {
+		/* smtpc does not open such a session; never send in clear. */
+		snprintf(text, sizeof(text), "%s: TLS is required and not active", c->host);
 		conn_error(c, 0, text);
+		c->tls_error = 1;
+		return 1;
+	}
+	if (m->env.requiretls && (!smtpc_tls_verified(c->s) || !caps->requiretls)) {
+		int verified = smtpc_tls_verified(c->s);
+
+		snprintf(text, sizeof(text), "%s: %s", c->host, !smtpc_tls_active(c->s) ?
+		    "no TLS" : !verified ? "certificate not verified" :
+		    "REQUIRETLS not announced");
+		tls_refusal(c, verified ? "5.7.30" : "5.7.10", text);
+		conn_error(c, 0, text);
+		/* A policy of none does not stand in the way of the sender's
+		 * requirement: the next hosts are asked for STARTTLS. */
+		if (c->tls_mode == SMTPC_TLS_NONE)
+			c->tls_mode = SMTPC_TLS_MAY;
 		return 1;   /* next host */
 	}
 	if (caps->size > 0 && m->size > caps->size) {
@@ -532,6 +603,23 @@ sent(void *arg, struct smtpc_session *s, const struct smtpc_result *res)
 		return;
 	}
 	conn_release(c);
+}
+
+void
+qa_reloaded(struct queue_runner *r)
+{
+	struct qdest *d;
+	struct qgroup *g;
+
+	for (d = r->dests; d != NULL && r->set.relayhost[0] == '\0'; d = d->next) {
+		if (strcmp(d->name, "[relay]") != 0)
+			continue;
+		/* Untried: the attempt ends without an outcome for these
+		 * recipients, which are then due again, now direct. */
+		while ((g = dest_pop(d)) != NULL)
+			group_done(g);
+	}
+	dispatch(r);
 }
 
 void

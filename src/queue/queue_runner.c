@@ -343,6 +343,7 @@ apply_outcomes(struct qmsg *m)
 	int has_sender = m->env.sender[0] != '\0';
 	size_t i;
 
+	m->retry_until = m->env.arrival + (int64_t)(set->lifetime_ms / 1000);
 	for (i = 0; i < m->env.nrcpts; i++) {
 		struct queue_rcpt *q = &m->env.rcpts[i];
 		struct qr_rcpt_run *rr = &m->run[i];
@@ -700,6 +701,16 @@ settings_from(const struct config *cfg, struct qr_settings *s, char **error_r)
 	s->max_msgs_per_conn = cfg->queue_max_messages_per_connection;
 	s->relayhost = xstrdup(cfg->queue_relayhost);
 	s->relay_user = xstrdup(cfg->queue_relayhost_user);
+	{
+		const char *why;
+
+		/* A copy of the rules: the config is the caller's. */
+		if (config_tls_policy_parse(cfg->queue_tls_policy, &s->tls_rules, &s->ntls_rules,
+		    &why) < 0) {
+			*error_r = xasprintf("queue_tls_policy: %s", why);
+			return -1;
+		}
+	}
 	if (s->relayhost[0] != '\0') {
 		struct dns_addr a;
 		const char *h = s->relayhost, *colon;
@@ -758,6 +769,7 @@ settings_free(struct qr_settings *s)
 	free(s->hostname);
 	free(s->relayhost);
 	free(s->relay_user);
+	config_tls_rules_free(&s->tls_rules, s->ntls_rules);
 	if (s->relay_password != NULL) {
 		OPENSSL_cleanse(s->relay_password, strlen(s->relay_password));
 		free(s->relay_password);
@@ -820,6 +832,7 @@ queue_runner_start(const struct config *cfg, const struct delivery_services *svc
 	if (dns_resolver_new(net_loop_base(r->loop), cfg->queue_dns_resolver, &r->dns,
 	    error_r) < 0)
 		goto fail;
+	r->dns_server = xstrdup(cfg->queue_dns_resolver);
 	r->smtpc.helo = r->set.hostname;
 	r->smtpc.connect_ms = cfg->queue_connect_timeout_ms;
 	r->smtpc.command_ms = cfg->queue_command_timeout_ms;
@@ -846,8 +859,85 @@ fail:
 		SSL_CTX_free(r->tls);
 	queue_srs_free(&r->srs);
 	settings_free(&r->set);
+	free(r->dns_server);
 	free(r);
 	return -1;
+}
+
+/* --- reload ---------------------------------------------------------------- */
+
+struct qr_reload {
+	struct queue_runner *r;
+	struct qr_settings set;
+	SSL_CTX *tls;
+	uint64_t connect_ms, command_ms, data_ms;
+};
+
+static void
+reload_free(struct qr_reload *u)
+{
+	settings_free(&u->set);
+	if (u->tls != NULL)
+		SSL_CTX_free(u->tls);
+	free(u);
+}
+
+/* On the loop thread: the new settings replace the old. Connections under
+ * way keep what they started with (a session copies its settings). */
+static void
+reload_on_loop(void *arg)
+{
+	struct qr_reload *u = arg;
+	struct queue_runner *r = u->r;
+	struct qr_settings old;
+	SSL_CTX *old_tls;
+
+	if (r->stopping) {
+		reload_free(u);
+		return;
+	}
+	/* The host name stays: workers read it (DSNs, local deliveries). */
+	old = r->set;
+	r->set = u->set;
+	free(r->set.hostname);
+	r->set.hostname = old.hostname;
+	old.hostname = NULL;
+	memset(&u->set, 0, sizeof(u->set));
+	old_tls = r->tls;
+	r->tls = u->tls;
+	u->tls = old_tls;
+	r->smtpc.tls = r->tls;
+	r->smtpc.connect_ms = u->connect_ms;
+	r->smtpc.command_ms = u->command_ms;
+	r->smtpc.data_ms = u->data_ms;
+	u->set = old;
+	reload_free(u);
+	log_info(NULL, "event=queue-reloaded relayhost=%s tls_policy_rules=%zu "
+	    "max_connections=%d", r->set.relayhost[0] != '\0' ? r->set.relayhost : "-",
+	    r->set.ntls_rules, r->set.max_conns);
+	qa_reloaded(r);
+	qr_kick(r);
+}
+
+int
+queue_runner_reload(struct queue_runner *r, const struct config *cfg, char **error_r)
+{
+	struct qr_reload *u = xcalloc(1, sizeof(*u));
+
+	u->r = r;
+	if (settings_from(cfg, &u->set, error_r) < 0 ||
+	    (u->tls = client_tls(cfg, error_r)) == NULL) {
+		reload_free(u);
+		return -1;
+	}
+	u->connect_ms = cfg->queue_connect_timeout_ms;
+	u->command_ms = cfg->queue_command_timeout_ms;
+	u->data_ms = cfg->queue_data_timeout_ms;
+	if (strcmp(cfg->queue_dns_resolver, r->dns_server) != 0)
+		log_warn(NULL, "event=warning reason=\"queue_dns_resolver changes at the next "
+		    "restart\"");
+	net_loop_post(r->loop, reload_on_loop, u);
+	return 0;
 }
 
 static void
@@ -893,6 +983,7 @@ queue_runner_stop(struct queue_runner **rp)
 	SSL_CTX_free(r->tls);
 	queue_srs_free(&r->srs);
 	settings_free(&r->set);
+	free(r->dns_server);
 	free(r);
 	log_info(NULL, "event=queue-stopped");
 }

@@ -37,6 +37,14 @@ struct queue_runner;
  * *error_r is allocated. */
 int queue_runner_start(const struct config *cfg, const struct delivery_services *svc,
     struct queue_runner **r_r, char **error_r);
+/* Takes cfg's queue_* settings (relay host, retry timing, lifetime, delay
+ * notices, timeouts, connection limits, TLS policy and CA file) from now
+ * on; connections under way finish with the old ones. The host name, the
+ * DNS resolver and the SRS keys stay as they were at start. Called from
+ * the thread that loaded cfg (the daemon's SIGHUP); the swap happens on
+ * the runner's thread. 0, or -1 with *error_r (allocated) and nothing
+ * changed (an unreadable CA or password file, a bad relay host). */
+int queue_runner_reload(struct queue_runner *r, const struct config *cfg, char **error_r);
 /* Takes the administrative requests waiting (queue_request_post) and
  * applies them. Callable from any thread (the daemon calls it on SIGUSR1). */
 void queue_runner_wakeup(struct queue_runner *r);

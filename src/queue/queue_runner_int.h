@@ -34,6 +34,8 @@ struct qr_settings {
 	char relay_host[DNS_NAME_MAX + 1];
 	int relay_port;
 	char *relay_user, *relay_password;
+	struct config_tls_rule *tls_rules;  /* queue_tls_policy */
+	size_t ntls_rules;
 };
 
 enum qr_outcome { QR_NONE, QR_DELIVERED, QR_DEFERRED, QR_FAILED };
@@ -73,6 +75,7 @@ struct qmsg {
 	struct qr_rcpt_run *run;
 	size_t groups_out;
 	int write_env;                  /* the finish job must write env */
+	int64_t retry_until;            /* for delay notices (set on the loop thread) */
 };
 
 struct qdest;
@@ -96,6 +99,9 @@ struct qdest {
 	struct qdest *next;
 };
 
+/* Everything the runner's reads of the config come from. Built by
+ * settings_from() on the thread that loads the config; swapped in on the
+ * loop thread. Workers only read set.hostname, which a reload keeps. */
 struct queue_runner {
 	struct qr_settings set;
 	struct delivery_services svc;
@@ -105,6 +111,7 @@ struct queue_runner {
 	struct net_loop *loop;
 	pthread_t thread;
 	struct dns_resolver *dns;
+	char *dns_server;               /* queue_dns_resolver at start (never changed) */
 	SSL_CTX *tls;
 	struct smtpc_settings smtpc;
 	struct net_timer *timer;
@@ -134,6 +141,10 @@ void qr_rcpt_result(struct qmsg *m, size_t i, enum qr_outcome o, const char *rep
 /* queue_attempt.c */
 void qa_start(struct qmsg *m);
 void qa_stop_all(struct queue_runner *r);
+/* After new settings were swapped in: groups waiting for a relay host that
+ * is no longer configured go back untried; waiting groups are dispatched
+ * under the new limits. */
+void qa_reloaded(struct queue_runner *r);
 
 /* queue_worker.c: blocking jobs (run on the runner's workers) */
 void qw_prepare(void *arg);     /* map, classify, deliver locally, SRS */

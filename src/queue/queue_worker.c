@@ -275,6 +275,9 @@ dsn_send(struct qmsg *m, const struct buf *text, const char *kind)
 		qe.sender = "";
 		qe.body = QUEUE_BODY_8BITMIME;
 		qe.smtputf8 = m->env.smtputf8;
+		/* A notice about a REQUIRETLS message leaves under the same
+		 * requirement (RFC 8689, 5). */
+		qe.requiretls = m->env.requiretls;
 		qr.address = m->env.sender;
 		qr.notify = QUEUE_NOTIFY_NEVER;
 		qe.rcpts = &qr;
@@ -340,12 +343,14 @@ send_dsns(struct qmsg *m, enum queue_dsn_action action)
 	d.rcpts = dr;
 	d.nrcpts = n;
 	if (action == QUEUE_DSN_DELAYED)
-		d.retry_until = m->env.arrival + (int64_t)(m->r->set.lifetime_ms / 1000);
+		d.retry_until = m->retry_until;
 	if (m->data != NULL) {
 		d.original = (const char *)m->data;
 		d.original_len = m->size;
+		/* A REQUIRETLS message's content never comes back in a notice
+		 * that may travel without TLS (RFC 8689, 5): headers only. */
 		d.headers_only = m->env.ret == QUEUE_RET_HDRS || m->size > QR_DSN_FULL_MAX ||
-		    action != QUEUE_DSN_FAILED;
+		    action != QUEUE_DSN_FAILED || m->env.requiretls;
 	}
 	queue_dsn_format(&text, &d);
 	free(dr);

@@ -77,10 +77,25 @@ int smtpc_body_to_qp(const unsigned char *data, size_t len, struct buf *out);
 
 /* --- sessions ----------------------------------------------------------- */
 
+/* How much TLS a session insists on (the idea of Postfix's security
+ * levels). A session that cannot have what its mode requires fails while
+ * opening, before any transaction: mail is never sent in clear to a server
+ * a policy says must do TLS. */
+enum smtpc_tls_mode {
+	SMTPC_TLS_NONE,         /* never STARTTLS */
+	SMTPC_TLS_MAY,          /* STARTTLS when offered, any certificate */
+	SMTPC_TLS_ENCRYPT,      /* STARTTLS required, any certificate */
+	SMTPC_TLS_VERIFY,       /* STARTTLS required, the certificate must verify
+	                         * (chain to the context's CAs, and the host name) */
+};
+
+/* A session copies its settings (strings and a reference to the TLS
+ * context): the caller may change or free its own afterwards. */
 struct smtpc_settings {
 	const char *helo;               /* our name */
 	uint64_t connect_ms, command_ms, data_ms;
 	SSL_CTX *tls;                   /* client context (NULL: no STARTTLS) */
+	enum smtpc_tls_mode tls_mode;
 	const char *auth_user;          /* AUTH PLAIN after TLS, or NULL */
 	const char *auth_password;
 };
@@ -139,6 +154,9 @@ const struct smtpc_caps *smtpc_caps(const struct smtpc_session *s);
  * host name) against the context's trust store. */
 int smtpc_tls_active(const struct smtpc_session *s);
 int smtpc_tls_verified(const struct smtpc_session *s);
+/* 1 when the session failed for want of TLS: the mode required it and the
+ * server offered or completed none, or its certificate did not verify. */
+int smtpc_tls_failed(const struct smtpc_session *s);
 /* 1 when another transaction can be sent. */
 int smtpc_usable(const struct smtpc_session *s);
 /* One transaction; msg (and its rcpts, whose replies are filled in) must stay

@@ -57,7 +57,8 @@ enum smtpc_state {
 
 struct smtpc_session {
 	struct event_base *base;
-	const struct smtpc_settings *set;
+	struct smtpc_settings set;     /* a copy; its strings point to these: */
+	char *helo, *auth_user, *auth_password;
 	struct dns_addr addr;
 	char host[DNS_NAME_MAX + 1];
 	char id[LOG_ID_SIZE + 8];
@@ -70,7 +71,7 @@ struct smtpc_session {
 	struct smtpc_reply_parser parser;
 	struct smtpc_caps caps;
 	unsigned tls : 1, verified : 1, need_rset : 1, closing : 1, dead : 1,
-	    esmtp_tried : 1, reported : 1;
+	    esmtp_tried : 1, reported : 1, tls_failed : 1;
 	int busy;               /* inside a libevent callback */
 	int freed;              /* freed by the user while busy */
 	/* a failure to report from the timer (immediate errors) */
@@ -116,6 +117,12 @@ int
 smtpc_tls_verified(const struct smtpc_session *s)
 {
 	return s->tls && s->verified;
+}
+
+int
+smtpc_tls_failed(const struct smtpc_session *s)
+{
+	return s->tls_failed;
 }
 
 int
@@ -315,13 +322,13 @@ send_ehlo(struct smtpc_session *s)
 
 	memset(&s->caps, 0, sizeof(s->caps));
 	s->caps.esmtp = 1;
-	snprintf(line, sizeof(line), "EHLO %s", s->set->helo);
+	snprintf(line, sizeof(line), "EHLO %s", s->set.helo);
 	send_line(s, line);
 	s->state = ST_EHLO;
 	s->parser.line_fn = ehlo_line;
 	s->parser.line_arg = s;
 	s->expect = 1;
-	arm(s, s->set->command_ms);
+	arm(s, s->set.command_ms);
 }
 
 static void
@@ -339,14 +346,21 @@ opened(struct smtpc_session *s)
 static void
 after_ehlo(struct smtpc_session *s)
 {
-	if (!s->tls && s->caps.starttls && s->set->tls != NULL) {
+	if (!s->tls && s->caps.starttls && s->set.tls != NULL &&
+	    s->set.tls_mode != SMTPC_TLS_NONE) {
 		send_line(s, "STARTTLS");
 		s->state = ST_STARTTLS;
 		s->expect = 1;
-		arm(s, s->set->command_ms);
+		arm(s, s->set.command_ms);
 		return;
 	}
-	if (s->set->auth_user != NULL && s->set->auth_user[0] != '\0') {
+	if (!s->tls && s->set.tls_mode >= SMTPC_TLS_ENCRYPT) {
+		s->tls_failed = 1;
+		session_fail(s, 0, "TLS is required but %s[%s] offers no STARTTLS", s->host,
+		    s->ip);
+		return;
+	}
+	if (s->set.auth_user != NULL && s->set.auth_user[0] != '\0') {
 		struct buf b = BUF_INIT, line = BUF_INIT;
 
 		if (!s->tls) {
@@ -358,9 +372,9 @@ after_ehlo(struct smtpc_session *s)
 			return;
 		}
 		buf_putc(&b, '\0');
-		buf_puts(&b, s->set->auth_user);
+		buf_puts(&b, s->set.auth_user);
 		buf_putc(&b, '\0');
-		buf_puts(&b, s->set->auth_password != NULL ? s->set->auth_password : "");
+		buf_puts(&b, s->set.auth_password != NULL ? s->set.auth_password : "");
 		buf_puts(&line, "AUTH PLAIN ");
 		base64_encode(&line, b.data, b.len);
 		send_line(s, buf_cstr(&line));
@@ -368,7 +382,7 @@ after_ehlo(struct smtpc_session *s)
 		buf_wipe(&line);
 		s->state = ST_AUTH;
 		s->expect = 1;
-		arm(s, s->set->command_ms);
+		arm(s, s->set.command_ms);
 		return;
 	}
 	opened(s);
@@ -387,16 +401,20 @@ start_tls(struct smtpc_session *s)
 	}
 	bufferevent_free(s->bev);
 	s->bev = NULL;
-	if ((s->ssl = SSL_new(s->set->tls)) == NULL) {
+	if ((s->ssl = SSL_new(s->set.tls)) == NULL) {
 		session_fail(s, 0, "cannot start TLS");
 		return;
 	}
-	if (inet_pton(AF_INET, s->host, &tmp) != 1 && inet_pton(AF_INET6, s->host, &tmp) != 1)
+	/* The chain and the name (or address) are checked in any case;
+	 * whether a failed check matters is the mode's decision, or the
+	 * caller's (smtpc_tls_verified). */
+	if (inet_pton(AF_INET, s->host, &tmp) != 1 && inet_pton(AF_INET6, s->host, &tmp) != 1) {
 		SSL_set_tlsext_host_name(s->ssl, s->host);
-	/* The chain and the name are checked in any case; whether a failed
-	 * check matters is the caller's decision (smtpc_tls_verified). */
-	SSL_set_hostflags(s->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-	SSL_set1_host(s->ssl, s->host);
+		SSL_set_hostflags(s->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+		SSL_set1_host(s->ssl, s->host);
+	} else {
+		X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(s->ssl), s->host);
+	}
 	SSL_set_verify(s->ssl, SSL_VERIFY_NONE, NULL);
 	s->bev = bufferevent_openssl_socket_new(s->base, s->fd, s->ssl,
 	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
@@ -409,16 +427,24 @@ start_tls(struct smtpc_session *s)
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 	s->state = ST_HANDSHAKE;
 	s->expect = 0;
-	arm(s, s->set->command_ms);
+	arm(s, s->set.command_ms);
 }
 
 static void
 tls_ready(struct smtpc_session *s)
 {
+	long v = SSL_get_verify_result(s->ssl);
+
 	s->tls = 1;
-	s->verified = SSL_get_verify_result(s->ssl) == X509_V_OK;
+	s->verified = v == X509_V_OK && SSL_get0_peer_certificate(s->ssl) != NULL;
 	log_debug(s->id, "event=smtpc-tls host=%s version=%s cipher=%s verified=%d", s->host,
 	    SSL_get_version(s->ssl), SSL_get_cipher_name(s->ssl), s->verified);
+	if (!s->verified && s->set.tls_mode == SMTPC_TLS_VERIFY) {
+		s->tls_failed = 1;
+		session_fail(s, 0, "TLS certificate of %s[%s] not verified: %s", s->host, s->ip,
+		    v != X509_V_OK ? X509_verify_cert_error_string(v) : "no certificate");
+		return;
+	}
 	send_ehlo(s);
 }
 
@@ -539,7 +565,7 @@ fill_body(struct smtpc_session *s)
 		evbuffer_add(out, b.data, b.len);
 		buf_free(&b);
 	}
-	arm(s, s->set->data_ms);
+	arm(s, s->set.data_ms);
 	if (s->body_pos == m->size) {
 		s->state = ST_FINAL;
 		s->expect = 1;
@@ -562,7 +588,7 @@ start_body(struct smtpc_session *s)
 	if (s->msg->size == 0 && s->chunking) {
 		s->state = ST_FINAL;
 		s->expect = 1;
-		arm(s, s->set->data_ms);
+		arm(s, s->set.data_ms);
 		return;
 	}
 	fill_body(s);
@@ -605,7 +631,7 @@ txn_begin(struct smtpc_session *s)
 		send_command(s, 0);
 		s->expect = 1;
 	}
-	arm(s, s->set->command_ms);
+	arm(s, s->set.command_ms);
 }
 
 /* A reply to step s->step of the transaction. */
@@ -637,7 +663,7 @@ txn_reply(struct smtpc_session *s, const struct smtpc_reply *r)
 			s->state = ST_FINAL;
 			s->expect = 1;
 			s->result.accepted = 0;
-			arm(s, s->set->data_ms);
+			arm(s, s->set.data_ms);
 			return;
 		}
 		if (s->mail_ok && s->result.accepted > 0)
@@ -647,7 +673,7 @@ txn_reply(struct smtpc_session *s, const struct smtpc_reply *r)
 	}
 	if (s->caps.pipelining) {
 		if (s->expect > 0) {
-			arm(s, s->set->command_ms);
+			arm(s, s->set.command_ms);
 			return;
 		}
 		/* All replies of the group are in (BDAT: DATA was not sent). */
@@ -670,7 +696,7 @@ txn_reply(struct smtpc_session *s, const struct smtpc_reply *r)
 	if (k + 1 <= last) {
 		send_command(s, k + 1);
 		s->expect = 1;
-		arm(s, s->set->command_ms);
+		arm(s, s->set.command_ms);
 	}
 }
 
@@ -714,11 +740,11 @@ handle_reply(struct smtpc_session *s, const struct smtpc_reply *r)
 			char line[300];
 
 			memset(&s->caps, 0, sizeof(s->caps));
-			snprintf(line, sizeof(line), "HELO %s", s->set->helo);
+			snprintf(line, sizeof(line), "HELO %s", s->set.helo);
 			send_line(s, line);
 			s->state = ST_HELO;
 			s->expect = 1;
-			arm(s, s->set->command_ms);
+			arm(s, s->set.command_ms);
 			return;
 		}
 		session_fail(s, r->code, "%s", r->text);
@@ -735,6 +761,12 @@ handle_reply(struct smtpc_session *s, const struct smtpc_reply *r)
 		s->expect = 0;
 		if (r->code == 220) {
 			start_tls(s);
+			return;
+		}
+		if (s->set.tls_mode >= SMTPC_TLS_ENCRYPT) {
+			s->tls_failed = 1;
+			session_fail(s, r->code, "TLS is required but %s refused STARTTLS: %s",
+			    s->host, r->text);
 			return;
 		}
 		/* Opportunistic: go on without TLS. */
@@ -862,7 +894,7 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 			setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 			s->state = ST_GREETING;
 			s->expect = 1;
-			arm(s, s->set->command_ms);
+			arm(s, s->set.command_ms);
 		} else if (s->state == ST_HANDSHAKE) {
 			tls_ready(s);
 		}
@@ -872,9 +904,11 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 		if (s->state == ST_CONNECTING)
 			session_fail(s, 0, "connect to %s[%s]: %s", s->host, s->ip,
 			    e != 0 ? strerror(e) : "failed");
-		else if (s->state == ST_HANDSHAKE)
+		else if (s->state == ST_HANDSHAKE) {
+			s->tls_failed = 1;
 			session_fail(s, 0, "TLS handshake with %s[%s] failed: %s", s->host, s->ip,
 			    ssl_error_text(err, sizeof(err)));
+		}
 		else if (s->state == ST_QUIT)
 			session_fail(s, 0, "closed");
 		else
@@ -896,7 +930,15 @@ smtpc_open(struct event_base *base, const struct smtpc_settings *set,
 	struct smtpc_session *s = xcalloc(1, sizeof(*s));
 
 	s->base = base;
-	s->set = set;
+	s->set = *set;
+	s->helo = xstrdup(set->helo != NULL ? set->helo : "localhost");
+	s->auth_user = set->auth_user != NULL ? xstrdup(set->auth_user) : NULL;
+	s->auth_password = set->auth_password != NULL ? xstrdup(set->auth_password) : NULL;
+	s->set.helo = s->helo;
+	s->set.auth_user = s->auth_user;
+	s->set.auth_password = s->auth_password;
+	if (s->set.tls != NULL)
+		SSL_CTX_up_ref(s->set.tls);
 	s->addr = *addr;
 	s->fd = -1;
 	snprintf(s->host, sizeof(s->host), "%s", host);
@@ -915,7 +957,7 @@ smtpc_open(struct event_base *base, const struct smtpc_settings *set,
 	}
 	bufferevent_setcb(s->bev, read_cb, write_cb, event_cb, s);
 	bufferevent_setwatermark(s->bev, EV_WRITE, SMTPC_CHUNK / 4, 0);
-	arm(s, set->connect_ms);
+	arm(s, s->set.connect_ms);
 	if (bufferevent_socket_connect(s->bev, (struct sockaddr *)&s->addr.sa,
 	    (int)s->addr.len) < 0) {
 		int e = EVUTIL_SOCKET_ERROR();
@@ -945,7 +987,7 @@ smtpc_send(struct smtpc_session *s, struct smtpc_message *msg, smtpc_send_fn *fn
 		send_line(s, "RSET");
 		s->state = ST_RSET;
 		s->expect = 1;
-		arm(s, s->set->command_ms);
+		arm(s, s->set.command_ms);
 		return;
 	}
 	txn_begin(s);
@@ -957,6 +999,14 @@ session_release(struct smtpc_session *s)
 	close_transport(s);
 	if (s->timer != NULL)
 		event_free(s->timer);
+	free(s->helo);
+	free(s->auth_user);
+	if (s->auth_password != NULL) {
+		OPENSSL_cleanse(s->auth_password, strlen(s->auth_password));
+		free(s->auth_password);
+	}
+	if (s->set.tls != NULL)
+		SSL_CTX_free(s->set.tls);
 	free(s);
 }
 

@@ -1,11 +1,12 @@
 """
 The outbound queue end to end: several "hosts" on loopback addresses, a DNS
 server (unbound) on 127.0.0.53 publishing their MX records, Petrel A sending
-to a second Petrel B (and to Postfix when it is installed).
+to a second Petrel B and to Postfix's smtp-sink (test_queue_remote.py has a
+whole Postfix, TLS policies, REQUIRETLS, IPv6 and reloads).
 
     127.0.0.1   Petrel A (submission, MX for example.test), the test's sender
     127.0.0.3   Petrel B: MX of dest.test, nomx.test (A record only)
-    127.0.0.4   Postfix (pf.test), when installed
+    127.0.0.4   Postfix's smtp-sink (pf.test)
     127.0.0.5   a hostile SMTP server (hostile.test)
     127.0.0.6   down.test: nothing listens until the test starts Petrel C
     127.0.0.7   crash.test: likewise, for the SIGKILL test
@@ -13,16 +14,12 @@ to a second Petrel B (and to Postfix when it is installed).
 
 Every destination listens on the same port P (A's queue_smtp_port).
 """
-import email
-import email.policy
 import json
 import os
 import re
 import shutil
-import signal
 import smtplib
 import socket
-import ssl
 import subprocess
 import tempfile
 import threading
@@ -31,33 +28,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (DEMO_PASSWORD, DEMO_USER, Petrel, allocate_port_base, run,
-                      wait_for, _running)
+from conftest import DEMO_PASSWORD, DEMO_USER, wait_for
+from queue_helpers import (Dns, dsn_parts, free_port, make_petrel, mailbox,
+                           queue_ids, queue_list, sender_config, submit, wait_deferred,
+                           wait_mail, wait_queue_empty)
 
-DNS_IP = "127.0.0.53"
 B_IP, PF_IP, HOSTILE_IP, DOWN_IP, CRASH_IP, DEAD_IP = (
     "127.0.0.3", "127.0.0.4", "127.0.0.5", "127.0.0.6", "127.0.0.7", "127.0.0.9")
-
-
-def free_port(ips):
-    for _ in range(200):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
-        ok = True
-        for ip in ips:
-            t = socket.socket()
-            try:
-                t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                t.bind((ip, port))
-            except OSError:
-                ok = False
-            finally:
-                t.close()
-        if ok:
-            return port
-    raise RuntimeError("no free port")
 
 
 def zone(port_unused=None):
@@ -81,57 +58,11 @@ def zone(port_unused=None):
     ]
 
 
-class Dns:
-    def __init__(self, root):
-        self.dir = Path(tempfile.mkdtemp(prefix="dns-", dir=root))
-        self.port = free_port([DNS_IP])
-        conf = self.dir / "unbound.conf"
-        lines = [
-            "server:",
-            "  interface: %s@%d" % (DNS_IP, self.port),
-            "  do-daemonize: no", '  username: ""', '  chroot: ""',
-            '  directory: "%s"' % self.dir, '  pidfile: ""', "  use-syslog: no",
-            '  logfile: ""', "  verbosity: 0", "  access-control: 127.0.0.0/8 allow",
-            "  do-ip6: no", '  module-config: "iterator"',
-            '  local-zone: "test." static',
-        ] + ['  local-data: "%s"' % r for r in zone()] + [
-            "remote-control:", "  control-enable: no"]
-        conf.write_text("\n".join(lines) + "\n")
-        self.log = open(self.dir / "unbound.log", "wb")
-        self.proc = subprocess.Popen(["unbound", "-d", "-c", str(conf)],
-                                     stdout=self.log, stderr=self.log)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self._answers():
-                return
-            time.sleep(0.1)
-        raise RuntimeError("unbound did not start: %s" %
-                           (self.dir / "unbound.log").read_text())
-
-    def _answers(self):
-        q = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00" + \
-            b"\x04dest\x04test\x00\x00\x0f\x00\x01"
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.settimeout(0.3)
-        try:
-            s.sendto(q, (DNS_IP, self.port))
-            return len(s.recv(512)) > 12
-        except OSError:
-            return False
-        finally:
-            s.close()
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(10)
-        self.log.close()
-
-
 @pytest.fixture(scope="module")
 def dns(e2e_root):
     if shutil.which("unbound") is None:
         pytest.skip("unbound is not installed (apt-get install unbound)")
-    d = Dns(e2e_root)
+    d = Dns(e2e_root, zone())
     yield d
     d.stop()
 
@@ -139,94 +70,6 @@ def dns(e2e_root):
 @pytest.fixture(scope="module")
 def mx_port():
     return free_port([B_IP, PF_IP, HOSTILE_IP, DOWN_IP, CRASH_IP, DEAD_IP])
-
-
-def make_petrel(factory, name, hostname, mx_ip, mx_port, config=None, domains=(),
-                accounts=(), start=True):
-    """A Petrel whose MX listener is mx_ip:mx_port (other services on
-    127.0.0.1 at its port base)."""
-    p = Petrel(factory.root, name)
-    factory.made.append(p)
-    p.init(hostname=hostname)
-    if mx_ip is not None:
-        text = re.sub(r"^listen = mx .*$", "listen = mx %s:%d" % (mx_ip, mx_port),
-                      p.config_text(), flags=re.M)
-        p.write_config(text)
-    base = {"log": "stderr", "log_level": "debug", "queue_delivery": "yes"}
-    base.update(config or {})
-    p.set_config(**base)
-    for d in domains:
-        p.cli("domain", "add", d)
-    for a in accounts:
-        p.add_account(a, DEMO_PASSWORD)
-    if start:
-        p.start()
-    return p
-
-
-def sender_config(dns, mx_port, **extra):
-    cfg = {
-        "queue_dns_resolver": "%s:%d" % (DNS_IP, dns.port),
-        "queue_smtp_port": mx_port,
-        "queue_retry_initial": "1s",
-        "queue_retry_max": "2s",
-        "queue_connect_timeout": "3s",
-        "queue_command_timeout": "5s",
-        "queue_data_timeout": "10s",
-    }
-    cfg.update(extra)
-    return cfg
-
-
-def submit(p, rcpts, subject="hello", body="Hello there.\r\n", sender=DEMO_USER,
-           extra_headers="", mail_options=(), rcpt_options=()):
-    """Sends through p's submission port (STARTTLS + AUTH as demo)."""
-    msg = ("From: <%s>\r\nTo: %s\r\nSubject: %s\r\nMessage-ID: <%s@example.test>\r\n%s"
-           "\r\n%s" % (sender, ", ".join("<%s>" % r for r in rcpts), subject,
-                       os.urandom(8).hex(), extra_headers, body))
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    with smtplib.SMTP("127.0.0.1", p.ports["submission"], timeout=20) as s:
-        s.starttls(context=ctx)
-        s.login(DEMO_USER, DEMO_PASSWORD)
-        refused = s.sendmail(sender, rcpts, msg.encode(), mail_options=list(mail_options),
-                             rcpt_options=list(rcpt_options))
-    assert not refused, refused
-    return msg
-
-
-def mailbox(p, address):
-    """The messages in address's INBOX, as email.message objects."""
-    for attempt in range(50):
-        r = p.cli("message", "list", address, json=True, expect=None)
-        if r.returncode != 0:   # the store is busy with a delivery: again
-            time.sleep(0.2)
-            continue
-        listing = json.loads(r.stdout)
-        items = listing if isinstance(listing, list) else listing.get("messages", [])
-        out = []
-        for m in items:
-            raw = p.cli("message", "show", address, str(m["uid"])).stdout
-            out.append(email.message_from_string(raw, policy=email.policy.default))
-        return out
-    raise AssertionError("cannot list %s: %s" % (address, r.stderr))
-
-
-def wait_mail(p, address, count=1, timeout=30):
-    msgs = wait_for(lambda: (lambda m: m if len(m) >= count else None)(mailbox(p, address)),
-                    timeout=timeout, interval=0.3)
-    assert msgs and len(msgs) >= count, "no mail for %s:\n%s" % (address, p.log_tail())
-    return msgs
-
-
-def queue_list(p):
-    return json.loads(p.cli("queue", "list", json=True).stdout)
-
-
-def wait_queue_empty(p, timeout=30):
-    ok = wait_for(lambda: queue_list(p) == [], timeout=timeout, interval=0.3)
-    assert ok, "queue not empty: %s\n%s" % (queue_list(p), p.log_tail())
 
 
 # ---------------------------------------------------------------- the hosts
@@ -240,17 +83,6 @@ def hosts(module_factory, dns, mx_port):
     a = make_petrel(module_factory, "A", "a.test", None, None,
                     config=sender_config(dns, mx_port), accounts=[DEMO_USER])
     return a, b
-
-
-def dsn_parts(msg):
-    """(report status fields per recipient, the whole report) of a DSN."""
-    assert msg.get_content_type() == "multipart/report", msg.get_content_type()
-    assert msg.get_param("report-type") == "delivery-status"
-    parts = list(msg.iter_parts())
-    status = parts[1]
-    assert status.get_content_type() == "message/delivery-status"
-    blocks = status.get_payload()
-    return blocks[0], blocks[1:]
 
 
 # ---------------------------------------------------------------- tests
@@ -319,22 +151,6 @@ def test_null_mx_bounces_at_once(hosts):
     assert rcpts[0]["Status"] == "5.1.10"
     assert rcpts[0]["Action"] == "failed"
     wait_queue_empty(a)
-
-
-def queue_ids(p):
-    return [e["id"] for e in queue_list(p)]
-
-
-def wait_deferred(p, address, timeout=30):
-    def deferred():
-        for e in queue_list(p):
-            for r in e["recipients"]:
-                if r["address"] == address and r["state"] == "deferred":
-                    return e
-        return None
-    e = wait_for(deferred, timeout=timeout, interval=0.3)
-    assert e, "no deferral for %s: %s\n%s" % (address, queue_list(p), p.log_tail())
-    return e
 
 
 def test_down_destination_defers_notifies_then_delivers(module_factory, dns, mx_port):

@@ -189,6 +189,10 @@ test_config_errors(void **state)
 		{ "allow_root = perhaps\nlisten = imap 127.0.0.1:1\n", ":1: bad value for 'allow_root'" },
 		{ "just words\n", ":1: expected `key = value`" },
 		{ "hostname = x\n", "no `listen =` line" },
+		{ "queue_tls_policy = example.org\nlisten = imap 127.0.0.1:1\n", ":1: bad value for 'queue_tls_policy': expected DOMAIN:LEVEL" },
+		{ "queue_tls_policy = a.test:secure\nlisten = imap 127.0.0.1:1\n", ":1: bad value for 'queue_tls_policy': bad level" },
+		{ "queue_tls_policy = a..b:may\nlisten = imap 127.0.0.1:1\n", "bad domain" },
+		{ "queue_tls_policy = a.b:may, A.B:none\nlisten = imap 127.0.0.1:1\n", "listed twice" },
 	};
 	size_t i;
 
@@ -217,6 +221,38 @@ test_config_missing_file(void **state)
 }
 
 static void
+test_config_tls_policy(void **state)
+{
+	struct config cfg;
+	char *error = NULL;
+	const struct config_tls_rule *r;
+	size_t n;
+
+	assert_int_equal(load_text("queue_tls_policy = Example.ORG:verify,.example.net:encrypt "
+	    "*:may, sub.example.net:none,x.test:NONE\nlisten = imap 127.0.0.1:1\n", &cfg,
+	    &error), 0);
+	r = cfg.queue_tls_rules;
+	n = cfg.nqueue_tls_rules;
+	assert_int_equal(n, 5);
+	assert_string_equal(r[0].domain, "example.org");
+	assert_int_equal(config_tls_level_for(r, n, "example.org"), CONFIG_TLS_VERIFY);
+	assert_int_equal(config_tls_level_for(r, n, "EXAMPLE.org."), CONFIG_TLS_VERIFY);
+	/* ".example.org" is not listed: a subdomain falls to "*" */
+	assert_int_equal(config_tls_level_for(r, n, "mx.example.org"), CONFIG_TLS_MAY);
+	assert_int_equal(config_tls_level_for(r, n, "example.net"), CONFIG_TLS_MAY);
+	assert_int_equal(config_tls_level_for(r, n, "a.b.example.net"), CONFIG_TLS_ENCRYPT);
+	assert_int_equal(config_tls_level_for(r, n, "sub.example.net"), CONFIG_TLS_NONE);
+	assert_int_equal(config_tls_level_for(r, n, "x.test"), CONFIG_TLS_NONE);
+	assert_int_equal(config_tls_level_for(NULL, 0, "x.test"), CONFIG_TLS_MAY);
+	assert_string_equal(config_tls_level_name(CONFIG_TLS_ENCRYPT), "encrypt");
+	config_free(&cfg);
+	assert_int_equal(load_text("queue_tls_policy = \nlisten = imap 127.0.0.1:1\n", &cfg,
+	    &error), 0);
+	assert_int_equal(cfg.nqueue_tls_rules, 0);
+	config_free(&cfg);
+}
+
+static void
 test_log_ids(void **state)
 {
 	char a[LOG_ID_SIZE], b[LOG_ID_SIZE], q[32];
@@ -241,6 +277,7 @@ main(void)
 		cmocka_unit_test(test_config_template_loads),
 		cmocka_unit_test(test_config_errors),
 		cmocka_unit_test(test_config_missing_file),
+		cmocka_unit_test(test_config_tls_policy),
 		cmocka_unit_test(test_log_ids),
 	};
 
