@@ -522,6 +522,10 @@ def test_sighup_reloads_queue_settings(module_factory, hosts, dns, port):
                  queue_relayhost="%s:%d" % (V_IP, port))
     line = r.reload(expect="reload-failed")
     assert "reload-failed" in line and "queue_tls_ca_file" in line, line
+    r.cli("queue", "flush")
+    e = wait_for(lambda: [x for x in queue_list(r)
+                          if rcpt_state(x, "relayed@v.test")["attempts"] >= 2], timeout=20)
+    assert e and DEAD_IP in rcpt_state(e[0], "relayed@v.test")["last_reply"], e
     r.set_config(queue_tls_ca_file="")
     since = r.log_size()
     r.reload()
