@@ -138,6 +138,14 @@ void qr_msg_free(struct qmsg *m);
 void qr_rcpt_result(struct qmsg *m, size_t i, enum qr_outcome o, const char *reply,
     int from_server, const char *mta, const char *status);
 
+/* queue_settings.c */
+/* Fills s from cfg (s is zeroed first; on error, free it anyway). */
+int qr_settings_from(const struct config *cfg, struct qr_settings *s, char **error_r);
+void qr_settings_free(struct qr_settings *s);
+/* The client context for outgoing STARTTLS (TLS 1.2+, queue_tls_ca_file or
+ * the system's CAs). */
+SSL_CTX *qr_client_tls(const struct config *cfg, char **error_r);
+
 /* queue_attempt.c */
 void qa_start(struct qmsg *m);
 void qa_stop_all(struct queue_runner *r);

@@ -64,6 +64,12 @@ void smtpc_reply_reset(struct smtpc_reply_parser *p);
 int smtpc_reply_feed(struct smtpc_reply_parser *p, const char *data, size_t len,
     size_t *used_r);
 
+struct smtpc_caps;
+/* Records what one line of an EHLO reply (after "250-", not the first
+ * line, which names the server) announces: PIPELINING, 8BITMIME, SIZE n,
+ * AUTH PLAIN, STARTTLS, REQUIRETLS... Unknown keywords are ignored. */
+void smtpc_caps_parse_line(struct smtpc_caps *caps, const char *text, size_t len);
+
 /* --- message bodies ----------------------------------------------------- */
 
 /* 1 when the bytes hold an octet above 127. */

@@ -6,7 +6,9 @@
  */
 #include "smtpc/smtpc.h"
 
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 void
 smtpc_reply_reset(struct smtpc_reply_parser *p)
@@ -141,4 +143,52 @@ smtpc_reply_feed(struct smtpc_reply_parser *p, const char *data, size_t len, siz
 	}
 	*used_r = len;
 	return 0;
+}
+
+/* --- EHLO keywords ------------------------------------------------------ */
+
+void
+smtpc_caps_parse_line(struct smtpc_caps *caps, const char *text, size_t len)
+{
+	char kw[64], *sp;
+	size_t n = len < sizeof(kw) - 1 ? len : sizeof(kw) - 1;
+
+	memcpy(kw, text, n);
+	kw[n] = '\0';
+	sp = strchr(kw, ' ');
+	if (sp != NULL)
+		*sp++ = '\0';
+	if (strcasecmp(kw, "PIPELINING") == 0)
+		caps->pipelining = 1;
+	else if (strcasecmp(kw, "8BITMIME") == 0)
+		caps->eightbitmime = 1;
+	else if (strcasecmp(kw, "BINARYMIME") == 0)
+		caps->binarymime = 1;
+	else if (strcasecmp(kw, "CHUNKING") == 0)
+		caps->chunking = 1;
+	else if (strcasecmp(kw, "SMTPUTF8") == 0)
+		caps->smtputf8 = 1;
+	else if (strcasecmp(kw, "DSN") == 0)
+		caps->dsn = 1;
+	else if (strcasecmp(kw, "REQUIRETLS") == 0)
+		caps->requiretls = 1;
+	else if (strcasecmp(kw, "STARTTLS") == 0)
+		caps->starttls = 1;
+	else if (strcasecmp(kw, "AUTH") == 0 && sp != NULL) {
+		char *tok, *save = NULL;
+
+		for (tok = strtok_r(sp, " ", &save); tok != NULL; tok = strtok_r(NULL, " ", &save))
+			if (strcasecmp(tok, "PLAIN") == 0)
+				caps->auth_plain = 1;
+	} else if (strcasecmp(kw, "SIZE") == 0) {
+		caps->size_ext = 1;
+		caps->size = 0;
+		if (sp != NULL) {
+			char *e;
+			unsigned long long v = strtoull(sp, &e, 10);
+
+			if (e != sp && *e == '\0')
+				caps->size = v;
+		}
+	}
 }

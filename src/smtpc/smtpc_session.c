@@ -268,49 +268,9 @@ static void
 ehlo_line(void *arg, const char *text, size_t len)
 {
 	struct smtpc_session *s = arg;
-	char kw[64], *sp;
-	size_t n = len < sizeof(kw) - 1 ? len : sizeof(kw) - 1;
 
-	if (s->parser.nlines == 1)
-		return;     /* the greeting name */
-	memcpy(kw, text, n);
-	kw[n] = '\0';
-	sp = strchr(kw, ' ');
-	if (sp != NULL)
-		*sp++ = '\0';
-	if (strcasecmp(kw, "PIPELINING") == 0)
-		s->caps.pipelining = 1;
-	else if (strcasecmp(kw, "8BITMIME") == 0)
-		s->caps.eightbitmime = 1;
-	else if (strcasecmp(kw, "BINARYMIME") == 0)
-		s->caps.binarymime = 1;
-	else if (strcasecmp(kw, "CHUNKING") == 0)
-		s->caps.chunking = 1;
-	else if (strcasecmp(kw, "SMTPUTF8") == 0)
-		s->caps.smtputf8 = 1;
-	else if (strcasecmp(kw, "DSN") == 0)
-		s->caps.dsn = 1;
-	else if (strcasecmp(kw, "REQUIRETLS") == 0)
-		s->caps.requiretls = 1;
-	else if (strcasecmp(kw, "STARTTLS") == 0)
-		s->caps.starttls = 1;
-	else if (strcasecmp(kw, "AUTH") == 0 && sp != NULL) {
-		char *tok, *save = NULL;
-
-		for (tok = strtok_r(sp, " ", &save); tok != NULL; tok = strtok_r(NULL, " ", &save))
-			if (strcasecmp(tok, "PLAIN") == 0)
-				s->caps.auth_plain = 1;
-	} else if (strcasecmp(kw, "SIZE") == 0) {
-		s->caps.size_ext = 1;
-		s->caps.size = 0;
-		if (sp != NULL) {
-			char *e;
-			unsigned long long v = strtoull(sp, &e, 10);
-
-			if (e != sp && *e == '\0')
-				s->caps.size = v;
-		}
-	}
+	if (s->parser.nlines > 1)   /* the first line is the server's name */
+		smtpc_caps_parse_line(&s->caps, text, len);
 }
 
 /* --- the opening: greeting, EHLO, STARTTLS, AUTH ------------------------ */

@@ -1,6 +1,6 @@
 /*
  * The queue's pure parts: SMTP reply parsing (split at every byte, hostile
- * input), envelope files, SRS, quoted-printable conversion, DSN text, retry
+ * input), EHLO keywords, envelope files, SRS, quoted-printable conversion, DSN text, retry
  * delays, MX record and address parsing. And the spool's crash recovery
  * when more than one process has the queue open.
  */
@@ -123,6 +123,35 @@ test_reply_hostile(void **state)
 	assert_int_equal(smtpc_reply_feed(&p, "220\n", 4, &used), 1);
 	assert_int_equal(p.reply.code, 220);
 	buf_free(&b);
+}
+
+static void
+test_ehlo_keywords(void **state)
+{
+	static const char *const lines[] = {
+		"PIPELINING", "8bitmime", "SIZE 35882577", "AUTH LOGIN PLAIN", "STARTTLS",
+		"REQUIRETLS", "DSN", "CHUNKING", "SMTPUTF8", "X-UNKNOWN something",
+		"SIZE", "ENHANCEDSTATUSCODES",
+	};
+	struct smtpc_caps caps;
+	size_t i;
+
+	memset(&caps, 0, sizeof(caps));
+	for (i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
+		smtpc_caps_parse_line(&caps, lines[i], strlen(lines[i]));
+	assert_true(caps.pipelining && caps.eightbitmime && caps.auth_plain && caps.starttls &&
+	    caps.requiretls && caps.dsn && caps.chunking && caps.smtputf8 && caps.size_ext);
+	assert_false(caps.binarymime);
+	assert_int_equal(caps.size, 0);     /* the last SIZE gave no number */
+	memset(&caps, 0, sizeof(caps));
+	smtpc_caps_parse_line(&caps, "SIZE 1000x", 10);
+	smtpc_caps_parse_line(&caps, "AUTH LOGIN", 10);
+	smtpc_caps_parse_line(&caps, "REQUIRETLSX", 11);
+	assert_true(caps.size_ext);
+	assert_int_equal(caps.size, 0);
+	assert_false(caps.auth_plain || caps.requiretls);
+	smtpc_caps_parse_line(&caps, "SIZE 52428800", 13);
+	assert_int_equal(caps.size, 52428800);
 }
 
 static void
@@ -424,6 +453,7 @@ main(void)
 		cmocka_unit_test(test_reply_multiline_any_split),
 		cmocka_unit_test(test_reply_status_and_rest),
 		cmocka_unit_test(test_reply_hostile),
+		cmocka_unit_test(test_ehlo_keywords),
 		cmocka_unit_test(test_envelope_roundtrip),
 		cmocka_unit_test(test_srs),
 		cmocka_unit_test(test_qp),
