@@ -378,6 +378,35 @@ def test_big_message_streams(srv, account):
         assert c.buf == b"" or True
 
 
+def test_flags_listing_past_the_output_mark(srv, account):
+    """FETCH of FLAGS, UID and MODSEQ alone comes from the session's view;
+    past 256 KiB of unsent output it waits for the client to read, then goes
+    on, and a command pipelined behind it is answered."""
+    c = login(srv, *account)
+    with c:
+        n = 300
+        for i in range(n):
+            append(c, "INBOX", message("m%d" % i), flags="\\Seen" if i % 3 else "")
+        kws = ["kw%02d-%s" % (k, "x" * 60) for k in range(16)]
+        status, _ = c.imap("SELECT INBOX")
+        assert status.startswith("OK"), status
+        status, _ = c.imap("STORE 1:* +FLAGS.SILENT (%s)" % " ".join(kws))
+        assert status.startswith("OK"), status
+        # About 1.1 KB per response, 330 KB in all.
+        c.send("f1 UID FETCH 1:* (UID FLAGS MODSEQ)\r\nf2 NOOP\r\n")
+        status, untagged = c.imap_wait("f1")
+        assert status.startswith("OK"), status
+        fetches = untagged_match(untagged, r"^\* \d+ FETCH ")
+        assert len(fetches) == n == len(untagged)
+        for i, line in enumerate(fetches):
+            assert line.startswith("* %d FETCH (UID " % (i + 1)), line
+            assert all(kw in line for kw in kws), line
+            assert ("\\Seen" in line) == bool(i % 3), line
+            assert re.search(r"MODSEQ \(\d+\)", line), line
+        status, _ = c.imap_wait("f2")
+        assert status.startswith("OK"), status
+
+
 # ------------------------------------------------------------------ two sessions
 
 def test_two_sessions_see_each_other(srv, account):

@@ -2,7 +2,11 @@
  * FETCH and UID FETCH.
  *
  * Messages are rendered by a worker in batches into a buffer the loop
- * thread then writes. A body section small enough is read whole; a larger
+ * thread then writes. A FETCH of only FLAGS, UID and MODSEQ needs nothing
+ * but the view: the loop thread renders it itself, IMAP_FETCH_BATCH_BYTES
+ * at a time, without a worker job per IMAP_FETCH_BATCH messages (a FETCH
+ * 1:* (FLAGS) of 10,000 messages was a hundred jobs, each waiting its turn
+ * in the worker queue). A body section small enough is read whole; a larger
  * one is announced as a literal and streamed from store_blob_read() a chunk
  * per job. Before each job the session checks its pending output: past
  * IMAP_FETCH_OUTPUT_HIGH it waits for NET_EV_DRAINED, so a slow reader
@@ -45,6 +49,7 @@ struct imap_fetch {
 	unsigned need_meta : 1;
 	unsigned need_summary : 1;
 	unsigned need_blob : 1;
+	unsigned view_only : 1;         /* none of the above nor \Seen to set */
 	unsigned in_msg : 1;            /* msgs[pos]'s response is open */
 	unsigned seen_now : 1;          /* \Seen was set on it */
 	unsigned item_first : 1;        /* nothing written in its list yet */
@@ -597,7 +602,8 @@ imap_fetch_work(void *arg)
 			f->streaming = 0;
 		return;
 	}
-	while (f->pos < f->n && count < IMAP_FETCH_BATCH && f->out.len < IMAP_FETCH_BATCH_BYTES) {
+	while (f->pos < f->n && (count < IMAP_FETCH_BATCH || f->view_only) &&
+	    f->out.len < IMAP_FETCH_BATCH_BYTES) {
 		if (!f->in_msg && imap_fetch_begin(f) < 0) {
 			f->pos++;       /* expunged meanwhile: nothing to say */
 			continue;
@@ -656,21 +662,38 @@ imap_fetch_next(struct imap_session *s)
 {
 	struct imap_fetch *f = s->fetch;
 
-	if (!f->streaming && !f->in_msg && f->pos >= f->n && f->vanished_set == NULL) {
-		imap_fetch_complete(s);
-		return;
+	for (;;) {
+		if (!f->streaming && !f->in_msg && f->pos >= f->n && f->vanished_set == NULL) {
+			imap_fetch_complete(s);
+			return;
+		}
+		if (net_conn_output_pending(s->conn) > IMAP_FETCH_OUTPUT_HIGH) {
+			net_conn_notify_drained(s->conn);
+			return;
+		}
+		if (!f->view_only) {
+			imap_submit(s, imap_fetch_work, imap_fetch_done, f);
+			return;
+		}
+		/* From memory only: rendered here until the output is past the mark. */
+		imap_fetch_work(f);
+		net_conn_write(s->conn, f->out.data, f->out.len);
+		buf_reset(&f->out);
 	}
-	if (net_conn_output_pending(s->conn) > IMAP_FETCH_OUTPUT_HIGH) {
-		net_conn_notify_drained(s->conn);
-		return;
-	}
-	imap_submit(s, imap_fetch_work, imap_fetch_done, f);
 }
 
 void
 imap_fetch_drained(struct imap_session *s)
 {
 	imap_fetch_next(s);
+	/* A view-only FETCH may have ended here, outside any job: what the
+	 * end of a job does (imap_job_done) is to be done here. */
+	if (s->fetch != NULL || s->busy || s->closing)
+		return;
+	if (s->stopping && s->input == IMAP_INPUT_COMMAND && s->tag == NULL)
+		imap_close(s, "Server shutting down");
+	else if (s->input != IMAP_INPUT_NONE)
+		net_conn_resume(s->conn);
 }
 
 void
@@ -728,6 +751,8 @@ imap_cmd_fetch(struct imap_session *s, const struct imap_cmd *cmd)
 		if (f->spec.sections[j].kind != IMAP_SECTION_ALL || f->spec.sections[j].npart > 0)
 			f->need_summary = 1;
 	}
+	f->view_only = !f->need_meta && !f->need_summary && !f->need_blob && !f->set_seen &&
+	    f->vanished_set == NULL;
 	s->fetch = f;
 	imap_fetch_next(s);
 }
