@@ -6,9 +6,11 @@
 
 #include <crypt.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -59,6 +61,36 @@ static const struct {
 	{ "CLEAR", PASSWORD_SCHEME_PLAIN },
 	{ "CLEARTEXT", PASSWORD_SCHEME_PLAIN },
 };
+
+/* Slow hashes computed at once: one per core. The worker threads that
+ * run them are many (most of their work is waiting for the disk), but a
+ * login storm must not run dozens of 19 MiB Argon2id hashes side by side;
+ * the rest wait their turn. */
+static pthread_once_t password_slots_once = PTHREAD_ONCE_INIT;
+static sem_t password_slots;
+
+static void
+password_slots_init(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (sem_init(&password_slots, 0, n < 1 ? 1 : n > 64 ? 64 : (unsigned)n) < 0)
+		fatal("sem_init failed");
+}
+
+static void
+slow_hash_enter(void)
+{
+	pthread_once(&password_slots_once, password_slots_init);
+	while (sem_wait(&password_slots) < 0)
+		;
+}
+
+static void
+slow_hash_leave(void)
+{
+	sem_post(&password_slots);
+}
 
 static pthread_once_t password_sodium_once = PTHREAD_ONCE_INIT;
 static pthread_once_t password_dummy_once = PTHREAD_ONCE_INIT;
@@ -176,7 +208,9 @@ password_verify_crypt(const char *hash, const char *plain)
 	 * failure token; sanitizers do not intercept it, so the ASan build
 	 * still links libcrypt. */
 	data = xcalloc(1, sizeof(*data));
+	slow_hash_enter();
 	out = crypt_rn(plain, hash, data, (int)sizeof(*data));
+	slow_hash_leave();
 	if (out == NULL || out[0] == '*')
 		ret = -1;
 	else
@@ -206,6 +240,7 @@ password_verify(const char *stored, const char *plain)
 {
 	enum password_scheme scheme;
 	const char *hash;
+	int ok;
 
 	pthread_once(&password_sodium_once, password_sodium_init);
 	scheme = password_parse_scheme(stored, &hash);
@@ -216,7 +251,10 @@ password_verify(const char *stored, const char *plain)
 	switch (scheme) {
 	case PASSWORD_SCHEME_ARGON2ID:
 	case PASSWORD_SCHEME_ARGON2I:
-		return crypto_pwhash_str_verify(hash, plain, strlen(plain)) == 0;
+		slow_hash_enter();
+		ok = crypto_pwhash_str_verify(hash, plain, strlen(plain)) == 0;
+		slow_hash_leave();
+		return ok;
 	case PASSWORD_SCHEME_SHA512_CRYPT:
 	case PASSWORD_SCHEME_SHA256_CRYPT:
 	case PASSWORD_SCHEME_BLF_CRYPT:
@@ -239,9 +277,11 @@ password_verify_dummy(const char *plain)
 	if (len > PASSWORD_MAX)
 		len = PASSWORD_MAX;
 	/* The result is meaningless; only the time spent matters. */
+	slow_hash_enter();
 	if (crypto_pwhash_str_verify(password_dummy_hash, plain == NULL ? "" : plain,
 	    len) == 0)
 		log_warn(NULL, "msg=\"dummy password hash matched\"");
+	slow_hash_leave();
 }
 
 int
@@ -295,10 +335,13 @@ password_make_credentials(const char *plain, struct directory_credentials *cred,
 		*error_r = "the password must be 1 to " PASSWORD_MAX_TEXT " bytes";
 		return -1;
 	}
+	slow_hash_enter();
 	if (crypto_pwhash_str(hash, plain, len, PASSWORD_OPSLIMIT, PASSWORD_MEMLIMIT) != 0) {
+		slow_hash_leave();
 		*error_r = "Argon2id hashing failed (out of memory?)";
 		return -1;
 	}
+	slow_hash_leave();
 	if (RAND_bytes(cred->scram_salt, SCRAM_SALT_SIZE) != 1) {
 		*error_r = "no random bytes for the SCRAM salt";
 		return -1;

@@ -52,8 +52,11 @@ static const struct key_def keys[] = {
 	{ "io_threads", KEY_INT, OFF(io_threads), "0", 0, 256, NULL,
 	  "Threads that run connections, each with its own event loop and\n"
 	  "listening sockets. 0 means one per CPU core." },
-	{ "worker_threads", KEY_INT, OFF(worker_threads), "4", 1, 256, NULL,
-	  "Threads for blocking work (password hashing, database writes)." },
+	{ "worker_threads", KEY_INT, OFF(worker_threads), "32", 1, 256, NULL,
+	  "Threads for blocking work (deliveries, database writes, password\n"
+	  "hashing). Most of it waits for the disk: each delivery holds a thread\n"
+	  "until its group commit is durable, so this bounds the deliveries in\n"
+	  "flight. Password hashes run at most one per core whatever this is." },
 	{ "max_connections", KEY_INT, OFF(max_connections), "10000", 1, 1000000, NULL,
 	  "Connections served at once, all listeners together. Past it, a new\n"
 	  "client gets a protocol-level \"too many connections\" reply." },

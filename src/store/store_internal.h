@@ -30,8 +30,7 @@ struct store {
 	pthread_mutex_t commit_lock;
 	pthread_cond_t commit_cond;
 	struct store_commit *pending, **pending_tail;
-	size_t npending;
-	int leading;                      /* a leader is committing a batch */
+	struct store_commit *inflight;    /* in batches being committed */
 };
 
 struct store_watch {

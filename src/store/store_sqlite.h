@@ -109,8 +109,9 @@ struct ssql_conn {
 /* Threads that run the per-account parts of a commit batch (directory
  * fsyncs, index commits) side by side: the filesystem merges concurrent
  * flushes, so N accounts cost about one flush, not N. One batch at a time
- * uses it. */
+ * uses it (run_lock); batches of one account do not need it. */
 struct ssql_pool {
+	pthread_mutex_t run_lock;
 	pthread_mutex_t lock;
 	pthread_cond_t work, done;
 	pthread_t *threads;

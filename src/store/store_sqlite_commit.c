@@ -310,6 +310,7 @@ void
 ssql_pool_init(struct ssql_pool *pool)
 {
 	memset(pool, 0, sizeof(*pool));
+	pthread_mutex_init(&pool->run_lock, NULL);
 	pthread_mutex_init(&pool->lock, NULL);
 	pthread_cond_init(&pool->work, NULL);
 	pthread_cond_init(&pool->done, NULL);
@@ -353,6 +354,7 @@ ssql_pool_destroy(struct ssql_pool *pool)
 	pthread_cond_destroy(&pool->done);
 	pthread_cond_destroy(&pool->work);
 	pthread_mutex_destroy(&pool->lock);
+	pthread_mutex_destroy(&pool->run_lock);
 }
 
 void
@@ -363,6 +365,7 @@ ssql_pool_run(struct ssql_pool *pool, size_t n, void (*fn)(void *arg, size_t i),
 
 	if (n == 0)
 		return;
+	pthread_mutex_lock(&pool->run_lock);
 	pthread_mutex_lock(&pool->lock);
 	/* Threads are made as batches need them, and kept. */
 	while (pool->nthreads < want) {
@@ -389,6 +392,7 @@ ssql_pool_run(struct ssql_pool *pool, size_t n, void (*fn)(void *arg, size_t i),
 		pthread_cond_wait(&pool->done, &pool->lock);
 	pool->n = pool->next = pool->finished = 0;
 	pthread_mutex_unlock(&pool->lock);
+	pthread_mutex_unlock(&pool->run_lock);
 }
 
 /* --- the batch ------------------------------------------------------------ */
@@ -650,9 +654,9 @@ ssql_commit_batch(struct store_backend *be, struct store_commit **batch, size_t 
 			accts[nacct++].ba = ba;
 		}
 	}
-	/* Locks are taken in account-id order: two leaders (two processes
-	 * cannot share these locks, but a future second batch queue might)
-	 * never wait for each other in a circle. */
+	/* Locks are taken in account-id order. Leaders of this process never
+	 * share an account (store_writer.c), but a write of one account and a
+	 * batch of several must not wait for each other in a circle. */
 	if (nacct > 1)
 		qsort(accts, nacct, sizeof(*accts), batch_account_cmp);
 	for (k = 0; k < nacct; k++) {

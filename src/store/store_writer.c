@@ -3,12 +3,14 @@
  *
  * A writer buffers what it is given, feeds it to the streaming MIME parser
  * and hands it to the backend's temporary file. store_writer_commit then
- * joins the store's commit queue: the first committer to find no batch in
- * progress becomes the leader, takes every queued commit (its own included)
- * and has the backend commit them as one batch, with one fsync per touched
- * directory and one index commit per touched account. Commits that arrive
- * meanwhile queue up for the next batch, so the batch grows with the load
- * and a lone writer pays no waiting.
+ * joins the store's commit queue. A committer that finds a queued commit
+ * whose accounts no batch in flight touches becomes a leader: it takes
+ * that commit and every queued one for the same accounts and has the
+ * backend commit them as one batch, with one fsync per touched directory
+ * and one index commit per touched account. Batches of different accounts
+ * run side by side; commits that arrive for an account while its batch is
+ * committed queue up for its next one, so batches grow with the load and a
+ * lone writer pays no waiting.
  */
 #include "store/store.h"
 
@@ -43,6 +45,7 @@ store_commit_queue_init(struct store *store)
 	pthread_cond_init(&store->commit_cond, NULL);
 	store->pending = NULL;
 	store->pending_tail = &store->pending;
+	store->inflight = NULL;
 }
 
 void
@@ -165,32 +168,95 @@ batch_notify(struct store_commit **batch, size_t n)
 	free(seen);
 }
 
-/* Queues the commit and returns once it is done, leading batches while no
- * other thread does. */
+/* 1 when req stores into acct. */
+static int
+req_has_account(const struct store_commit *req, const struct store_account *acct)
+{
+	size_t j;
+
+	for (j = 0; j < req->n; j++)
+		if (req->targets[j].error == STORE_OK && req->targets[j].acct == acct)
+			return 1;
+	return 0;
+}
+
+/* 1 when a batch being committed stores into one of req's accounts. */
+static int
+req_busy(const struct store *store, const struct store_commit *req)
+{
+	const struct store_commit *c;
+	size_t j;
+
+	for (c = store->inflight; c != NULL; c = c->next)
+		for (j = 0; j < req->n; j++)
+			if (req->targets[j].error == STORE_OK &&
+			    req_has_account(c, req->targets[j].acct))
+				return 1;
+	return 0;
+}
+
+/* 1 when every account req stores into is one of first's. */
+static int
+req_within(const struct store_commit *req, const struct store_commit *first)
+{
+	size_t j;
+
+	for (j = 0; j < req->n; j++)
+		if (req->targets[j].error == STORE_OK &&
+		    !req_has_account(first, req->targets[j].acct))
+			return 0;
+	return 1;
+}
+
+/* Takes a batch off the queue, under commit_lock: the first request none
+ * of whose accounts is in a batch being committed, and every later one
+ * that stores only into its accounts. They join the batches in flight.
+ * Returns their number (0: nothing can start now). */
+static size_t
+batch_take(struct store *store, struct store_commit ***batch_r)
+{
+	struct store_commit **pp, *c, *first = NULL, **batch = NULL;
+	size_t n = 0;
+
+	for (pp = &store->pending; (c = *pp) != NULL;) {
+		if (first == NULL ? req_busy(store, c) : !req_within(c, first)) {
+			pp = &c->next;
+			continue;
+		}
+		if (first == NULL)
+			first = c;
+		*pp = c->next;
+		batch = xreallocarray(batch, n + 1, sizeof(*batch));
+		batch[n++] = c;
+	}
+	store->pending_tail = pp;
+	*batch_r = batch;
+	for (size_t i = 0; i < n; i++) {
+		batch[i]->next = store->inflight;
+		store->inflight = batch[i];
+	}
+	return n;
+}
+
+/* Queues the commit and returns once it is done. Any committer leads a
+ * batch whenever one can start: batches of disjoint accounts are committed
+ * side by side (their flushes overlap), while commits to an account that
+ * is being committed queue up and go together in its next batch. */
 static void
 commit_run(struct store *store, struct store_commit *req)
 {
-	struct store_commit **batch, *c;
+	struct store_commit **batch, **pp;
 	size_t n, i;
 
 	pthread_mutex_lock(&store->commit_lock);
 	req->next = NULL;
 	*store->pending_tail = req;
 	store->pending_tail = &req->next;
-	store->npending++;
 	while (!req->done) {
-		if (store->leading) {
+		if ((n = batch_take(store, &batch)) == 0) {
 			pthread_cond_wait(&store->commit_cond, &store->commit_lock);
 			continue;
 		}
-		store->leading = 1;
-		n = store->npending;
-		batch = xreallocarray(NULL, n, sizeof(*batch));
-		for (c = store->pending, i = 0; c != NULL; c = c->next)
-			batch[i++] = c;
-		store->pending = NULL;
-		store->pending_tail = &store->pending;
-		store->npending = 0;
 		pthread_mutex_unlock(&store->commit_lock);
 
 		store->ops->commit_batch(store->be, batch, n);
@@ -198,10 +264,13 @@ commit_run(struct store *store, struct store_commit *req)
 		batch_notify(batch, n);
 
 		pthread_mutex_lock(&store->commit_lock);
-		for (i = 0; i < n; i++)
+		for (i = 0; i < n; i++) {
+			for (pp = &store->inflight; *pp != batch[i]; pp = &(*pp)->next)
+				;
+			*pp = batch[i]->next;
 			batch[i]->done = 1;
+		}
 		free(batch);
-		store->leading = 0;
 		pthread_cond_broadcast(&store->commit_cond);
 	}
 	pthread_mutex_unlock(&store->commit_lock);
