@@ -254,9 +254,10 @@ ssql_account_open(struct store_backend *be, int64_t id, struct store_backend_acc
 	if (thorough)
 		unlink(marker);
 	orphans_sweep_once(ba, rebuild, unclean);
-	/* Search text left to remove or to index (a crash, or a close first). */
+	/* Search text left to remove or to index (a crash, a close first, or
+	 * an import by another process). */
 	if (ssql_fts_pending(ba->w, 0))
-		ssql_fts_purge_later(ba);
+		ssql_fts_index_later(ba);
 	free(marker);
 	free(msg_dir);
 	*ba_r = ba;

@@ -7,9 +7,10 @@
  * was the costliest part of a delivery: FTS5 writes a new segment per
  * transaction, ~90 WAL pages for one 4 KiB message. Here the pending rows
  * are indexed later, SSQL_FTS_BATCH per transaction, by the background
- * threads (store_sqlite_unlink.c queues the work, a second after the
- * commit, so that a busy account's deliveries share one transaction), or
- * at once by a search that needs them (ssql_fts_catch_up).
+ * threads (store_sqlite_unlink.c queues the work for when the account has
+ * had no new text for a few seconds, so that a busy account's deliveries
+ * share transactions and messages deleted meanwhile cost nothing), or at
+ * once by a search that needs them (ssql_fts_catch_up).
  *
  * The same threads remove the text of expunged messages listed in
  * fts_pending_delete (deleting FTS5 rows was the costliest part of an

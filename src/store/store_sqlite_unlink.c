@@ -27,13 +27,19 @@
 #include "store/store_sqlite.h"
 
 #define SSQL_UNLINK_THREADS 4
-#define SSQL_FTS_INDEX_DELAY_MS 1000   /* from a commit to indexing its text */
+/* New search text is indexed once its account has had no new text for
+ * SSQL_FTS_INDEX_QUIET_MS, or SSQL_FTS_INDEX_MAX_MS after the first: one
+ * transaction for a burst of deliveries, and none at all for messages a
+ * POP3 client downloads and deletes meanwhile. */
+#define SSQL_FTS_INDEX_QUIET_MS 5000
+#define SSQL_FTS_INDEX_MAX_MS 30000
 
 /* Work on an account's search index (store_sqlite_fts.c), not before due. */
 struct ssql_fts_job {
 	char *db_path;
 	int64_t account_id;
 	int64_t due_ms;            /* CLOCK_MONOTONIC */
+	int64_t first_ms;          /* when it was queued */
 	struct ssql_fts_job *next;
 };
 
@@ -257,14 +263,16 @@ ssql_names_unlink_later(struct store_backend_account *ba, struct ssql_names *nam
 	pthread_mutex_unlock(&u->lock);
 }
 
-/* Queues work on an account's search index, due in delay_ms; one job per
- * account is enough (it does all that is pending when it runs). */
+/* Queues work on an account's search index, due in delay_ms (0: now); one
+ * job per account is enough (it does all that is pending when it runs). A
+ * delayed job queued again is put off again, up to SSQL_FTS_INDEX_MAX_MS
+ * after it was first queued. */
 static void
 fts_later(struct store_backend_account *ba, int64_t delay_ms)
 {
 	struct ssql_unlinker *u = &ba->be->unlinker;
 	struct ssql_fts_job *job, *q;
-	int64_t due = now_ms() + delay_ms;
+	int64_t now = now_ms(), due = now + delay_ms;
 
 	if (u->nthreads == 0) {
 		ssql_fts_maintain(ba->db_path, ba->id);
@@ -273,10 +281,12 @@ fts_later(struct store_backend_account *ba, int64_t delay_ms)
 	pthread_mutex_lock(&u->lock);
 	for (q = u->fts_head; q != NULL; q = q->next)
 		if (strcmp(q->db_path, ba->db_path) == 0) {
-			if (due < q->due_ms) {
+			if (delay_ms == 0 || due < q->due_ms) {
 				q->due_ms = due;
 				pthread_cond_broadcast(&u->work);
-			}
+			} else if (q->due_ms > now)
+				q->due_ms = due < q->first_ms + SSQL_FTS_INDEX_MAX_MS ? due :
+				    q->first_ms + SSQL_FTS_INDEX_MAX_MS;
 			pthread_mutex_unlock(&u->lock);
 			return;
 		}
@@ -284,6 +294,7 @@ fts_later(struct store_backend_account *ba, int64_t delay_ms)
 	job->db_path = xstrdup(ba->db_path);
 	job->account_id = ba->id;
 	job->due_ms = due;
+	job->first_ms = now;
 	*u->fts_tail = job;
 	u->fts_tail = &job->next;
 	u->jobs++;
@@ -300,5 +311,5 @@ ssql_fts_purge_later(struct store_backend_account *ba)
 void
 ssql_fts_index_later(struct store_backend_account *ba)
 {
-	fts_later(ba, SSQL_FTS_INDEX_DELAY_MS);
+	fts_later(ba, SSQL_FTS_INDEX_QUIET_MS);
 }
