@@ -83,6 +83,11 @@ int store_open(const char *data_dir, struct store **store_r, const char **error_
 /* Closes every account (idle ones included; still-referenced ones are a
  * caller's bug, logged). */
 void store_close(struct store **store);
+/* Waits until the background work queued so far is done: the files of
+ * expunged and moved messages are removed and new search text is indexed
+ * after the call returns. A shutdown does not wait for the indexing (it is
+ * resumed when the account is next opened); a command-line run should. */
+void store_flush(struct store *store);
 
 #define STORE_ACCOUNT_CACHE_MAX 1000      /* idle accounts kept open */
 #define STORE_ACCOUNT_CACHE_IDLE 300      /* seconds an idle account stays */

@@ -180,9 +180,6 @@ void store_set_sync_mode(struct store *store, enum store_sync_mode mode);
 void store_set_fsync(struct store *store, int (*fn)(int fd));
 /* Runs the clean-up of stale writer files as if the time were `now`. */
 void store_sweep_tmp(struct store *store, int64_t now);
-/* Waits until the background work queued so far is done: the files of
- * expunged and moved messages are removed after the call returns. */
-void store_flush(struct store *store);
 /* Accounts open (in use or idle) and idle ones. */
 void store_account_cache_count(struct store *store, size_t *open_r, size_t *idle_r);
 

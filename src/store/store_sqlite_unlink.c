@@ -218,8 +218,22 @@ ssql_unlinker_flush(struct ssql_unlinker *u)
 void
 ssql_unlinker_destroy(struct ssql_unlinker *u)
 {
+	struct ssql_fts_job *fts;
 	size_t i;
 
+	/* Search-index work waiting for its time is dropped: what it would do
+	 * is listed in each index and queued again when the account opens, and
+	 * a shutdown should not wait for thousands of messages to be indexed.
+	 * File removals are finished (nothing else would remove the files). */
+	pthread_mutex_lock(&u->lock);
+	while ((fts = u->fts_head) != NULL) {
+		u->fts_head = fts->next;
+		free(fts->db_path);
+		free(fts);
+		u->jobs--;
+	}
+	u->fts_tail = &u->fts_head;
+	pthread_mutex_unlock(&u->lock);
 	ssql_unlinker_flush(u);
 	pthread_mutex_lock(&u->lock);
 	u->quit = 1;
