@@ -409,6 +409,64 @@ def test_flags_listing_past_the_output_mark(srv, account):
 
 # ------------------------------------------------------------------ two sessions
 
+def test_big_mailbox_selects_see_every_change(srv, account):
+    """A SELECT of a mailbox of 1,000 messages or more may reuse the listing
+    an earlier SELECT read (imap_listing.c), but only of the same state:
+    every change another session makes shows in the next SELECT, and a
+    reused listing equals one read from the store."""
+    a = login(srv, *account)
+    b = login(srv, *account)
+    with a, b:
+        n = 1100
+        data = message("bulk")
+        for first in range(0, n, 220):  # MULTIAPPEND, LITERAL+
+            parts = [b"bk%d APPEND INBOX" % first]
+            for i in range(first, first + 220):
+                flags = b" (\\Seen)" if i % 2 else (b" ($Bulk)" if i % 3 == 0 else b"")
+                parts.append(flags + b" {%d+}\r\n" % len(data) + data)
+            a.send(b"".join(parts) + b"\r\n")
+            status, _ = a.imap_wait("bk%d" % first)
+            assert status.startswith("OK"), status
+
+        def listing(c, command="SELECT"):
+            status, untagged = c.imap("%s INBOX" % command)
+            assert status.startswith("OK"), status
+            exists = untagged_match(untagged, r" EXISTS$")
+            flags = untagged_match(untagged, r"^\* FLAGS ")
+            status, fetched = c.imap("FETCH 1:* (UID FLAGS MODSEQ)")
+            assert status.startswith("OK"), status
+            return exists, flags, fetched
+
+        def both():
+            """Read from the store by one, possibly reused by the other."""
+            got = listing(b)
+            assert listing(a) == got == listing(b, "EXAMINE")
+            return got
+
+        start = both()
+        assert start[0] == ["* %d EXISTS" % n]
+        assert "$Bulk" in start[1][0]
+        assert len(start[2]) == n
+        assert "\\Seen" in start[2][1] and "$Bulk" in start[2][0], start[2][:2]
+        a.imap("SELECT INBOX")
+        status, _ = a.imap("STORE 5 +FLAGS.SILENT (\\Flagged $New)")
+        assert status.startswith("OK"), status
+        flagged = both()
+        assert "$New" in flagged[1][0]
+        assert "\\Flagged" in flagged[2][4] and "$New" in flagged[2][4], flagged[2][4]
+        assert flagged[2][:4] == start[2][:4] and flagged[2][5:] == start[2][5:]
+        a.imap("SELECT INBOX")
+        a.imap("STORE 1 +FLAGS.SILENT (\\Deleted)")
+        assert a.imap("EXPUNGE")[0].startswith("OK")
+        expunged = both()
+        assert expunged[0] == ["* %d EXISTS" % (n - 1)]
+        assert expunged[2][0].startswith("* 1 FETCH (UID %s " % start[2][1].split()[4])
+        uid = append(a, "INBOX", message("late"), flags="$Late")
+        appended = both()
+        assert appended[0] == ["* %d EXISTS" % n]
+        assert appended[2][-1].startswith("* %d FETCH (UID %d FLAGS ($Late)" % (n, uid))
+
+
 def test_two_sessions_see_each_other(srv, account):
     a = login(srv, *account)
     b = login(srv, *account)

@@ -247,6 +247,27 @@ void imap_cmd_close(struct imap_session *s, const struct imap_cmd *cmd);
 void imap_cmd_unselect(struct imap_session *s, const struct imap_cmd *cmd);
 void imap_cmd_expunge(struct imap_session *s, const struct imap_cmd *cmd);
 
+/* --- imap_listing.c: SELECT's cache of big mailboxes' listings ---------- */
+
+/* Mailboxes with fewer messages are listed from the store every time. */
+#define IMAP_LISTING_MIN 1000
+
+struct imap_listing;
+/* The cached listing of the mailbox in exactly this state (id, UIDVALIDITY,
+ * UIDNEXT, HIGHESTMODSEQ, counts) of this account, or NULL. A reference:
+ * give it back with imap_listing_release. Any thread. */
+struct imap_listing *imap_listing_get(int64_t account_id, const struct store_mailbox *state);
+/* Makes a listing of msgs, read from the store in exactly this state (the
+ * same before and after the read), caches it if it fits, and returns a
+ * reference to it. */
+struct imap_listing *imap_listing_put(int64_t account_id, const struct store_mailbox *state,
+    const struct store_message *msgs, size_t n);
+void imap_listing_release(struct imap_listing **listing);
+/* 1 when two readings of a mailbox name the same state. */
+int imap_listing_same(const struct store_mailbox *a, const struct store_mailbox *b);
+/* Its messages, as a view to load from (imap_view_load_view). */
+const struct imap_view *imap_listing_view(const struct imap_listing *listing);
+
 /* --- imap_view.c: the selected mailbox ----------------------------------- */
 
 struct imap_notify *imap_notify_new(struct imap_session *s);
@@ -259,6 +280,9 @@ struct imap_view *imap_view_new(const struct store_mailbox *mbox, int readonly);
 void imap_view_free(struct imap_view **view);
 /* Loads the messages from a store listing (on the loop thread). */
 void imap_view_load(struct imap_view *view, const struct store_message *msgs, size_t n);
+/* Loads the messages of another view of the same mailbox state (a cached
+ * listing) into a new, empty view. */
+void imap_view_load_view(struct imap_view *view, const struct imap_view *from);
 /* 0-based index of a UID, or -1. */
 int64_t imap_view_find_uid(const struct imap_view *view, uint32_t uid);
 const char *const *imap_view_keywords(const struct imap_view *view,

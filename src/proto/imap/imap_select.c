@@ -6,6 +6,11 @@
  * QRESYNC: the store keeps every expunge with its MODSEQ, so the client's
  * known-uids narrow the VANISHED (EARLIER) answer and its seq-match data
  * (only a hint for servers that forget expunges) is checked and ignored.
+ *
+ * A mailbox of IMAP_LISTING_MIN messages or more is listed through the
+ * cache of imap_listing.c: its state is read again once the watch is in
+ * place, and a listing of exactly that state, if cached, is used instead of
+ * reading the messages from the store.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +22,7 @@
 
 struct imap_select_job {
 	struct store_account *acct;
+	int64_t account_id;
 	struct imap_notify *notify;
 	char *name;
 	struct store_watch *old_watch;  /* of the mailbox selected before */
@@ -25,6 +31,7 @@ struct imap_select_job {
 	int found;
 	struct store_message *msgs;
 	size_t nmsgs;
+	struct imap_listing *listing;   /* instead of msgs */
 	struct imap_result res;
 	unsigned readonly : 1;
 	unsigned condstore : 1;
@@ -36,6 +43,24 @@ struct imap_select_job {
 	struct store_changes q_changes; /* since q_modseq, when UIDVALIDITY matched */
 	unsigned q_match : 1;
 };
+
+/* Reads the mailbox's state again into *mbox (same id, else -1). */
+static int
+imap_select_state(struct imap_select_job *j, struct store_mailbox *mbox)
+{
+	struct store_mailbox now;
+	const char *error;
+
+	if (store_mailbox_get(j->acct, j->name, &now, &error) <= 0)
+		return -1;
+	if (now.id != mbox->id) {
+		store_mailbox_clear(&now);
+		return -1;
+	}
+	store_mailbox_clear(mbox);
+	*mbox = now;
+	return 0;
+}
 
 static void
 imap_select_work(void *arg)
@@ -54,11 +79,25 @@ imap_select_work(void *arg)
 	j->found = 1;
 	/* Watch first, then read: a change after the listing is announced. */
 	j->watch = store_watch_add(j->acct, j->mbox.id, imap_notify_fire, j->notify);
-	if (store_message_list(j->acct, j->mbox.id, 0, UINT32_MAX, &j->msgs, &j->nmsgs,
-	    &error) < 0) {
+	if (j->mbox.messages >= IMAP_LISTING_MIN &&
+	    imap_select_state(j, &j->mbox) == 0 &&
+	    (j->listing = imap_listing_get(j->account_id, &j->mbox)) != NULL) {
+		/* Cached: exactly this state, read after the watch was in place. */
+	} else if (store_message_list(j->acct, j->mbox.id, 0, UINT32_MAX, &j->msgs,
+	    &j->nmsgs, &error) < 0) {
 		imap_result_fail(&j->res, error);
 		store_watch_remove(&j->watch);
 		return;
+	} else if (j->mbox.messages >= IMAP_LISTING_MIN) {
+		struct store_mailbox after;
+
+		/* Cached only if nothing changed while it was read. */
+		if (store_mailbox_get(j->acct, j->name, &after, &error) > 0) {
+			if (imap_listing_same(&after, &j->mbox))
+				j->listing = imap_listing_put(j->account_id, &j->mbox, j->msgs,
+				    j->nmsgs);
+			store_mailbox_clear(&after);
+		}
 	}
 	if (j->qresync && j->q_uidvalidity == j->mbox.uidvalidity) {
 		if (store_changes_since(j->acct, j->mbox.id, j->q_modseq, &j->q_changes,
@@ -78,6 +117,7 @@ imap_select_job_free(struct imap_select_job *j)
 		store_watch_remove(&j->watch);
 	if (j->msgs != NULL)
 		store_messages_free(&j->msgs, j->nmsgs);
+	imap_listing_release(&j->listing);
 	if (j->found)
 		store_mailbox_clear(&j->mbox);
 	imap_result_clear(&j->res);
@@ -144,7 +184,10 @@ imap_select_done(struct imap_session *s, void *arg)
 	v->watch = j->watch;
 	j->watch = NULL;
 	v->condstore = j->condstore || (s->enabled & IMAP_ENABLED_CONDSTORE) != 0;
-	imap_view_load(v, j->msgs, j->nmsgs);
+	if (j->listing != NULL)
+		imap_view_load_view(v, imap_listing_view(j->listing));
+	else
+		imap_view_load(v, j->msgs, j->nmsgs);
 	s->view = v;
 	s->state = IMAP_STATE_SELECTED;
 	imap_view_write_flags(s, 1);
@@ -308,6 +351,7 @@ imap_select_start(struct imap_session *s, const struct imap_cmd *cmd, int readon
 	if (condstore)
 		s->enabled |= IMAP_ENABLED_CONDSTORE;
 	j->acct = s->acct;
+	j->account_id = s->account_id;
 	j->notify = s->notify;
 	j->readonly = readonly ? 1 : 0;
 	j->condstore = condstore ? 1 : 0;

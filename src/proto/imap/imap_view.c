@@ -223,6 +223,30 @@ imap_view_load(struct imap_view *v, const struct store_message *msgs, size_t n)
 	}
 }
 
+void
+imap_view_load_view(struct imap_view *v, const struct imap_view *from)
+{
+	uint32_t i;
+
+	v->msgs = xreallocarray(v->msgs, from->count > 0 ? from->count : 1, sizeof(*v->msgs));
+	memcpy(v->msgs, from->msgs, from->count * sizeof(*v->msgs));
+	v->count = from->count;
+	v->cap = from->count > 0 ? from->count : 1;
+	v->npending = from->npending;
+	v->kwsets = xreallocarray(v->kwsets, from->nkwsets, sizeof(*v->kwsets));
+	v->kwsets[0] = NULL;
+	for (i = 1; i < from->nkwsets; i++)
+		v->kwsets[i] = imap_keywords_dup((const char *const *)from->kwsets[i]);
+	v->nkwsets = from->nkwsets;
+	v->keywords = xreallocarray(NULL, from->nkeywords > 0 ? from->nkeywords : 1,
+	    sizeof(*v->keywords));
+	for (i = 0; i < from->nkeywords; i++)
+		v->keywords[i] = xstrdup(from->keywords[i]);
+	v->nkeywords = from->nkeywords;
+	if (from->uidnext > v->uidnext)
+		v->uidnext = from->uidnext;
+}
+
 int64_t
 imap_view_find_uid(const struct imap_view *v, uint32_t uid)
 {
