@@ -130,7 +130,7 @@ store_watch_add(struct store_account *acct, int64_t mailbox_id, store_watch_fn *
 	struct store_watch *w = xcalloc(1, sizeof(*w));
 	struct store *store = acct->store;
 
-	/* A watch keeps its account open. */
+	/* A watch holds its account (store_account_hold), not its index. */
 	pthread_mutex_lock(&store->accounts_lock);
 	acct->refs++;
 	pthread_mutex_unlock(&store->accounts_lock);
@@ -169,7 +169,7 @@ store_watch_remove(struct store_watch **watchp)
 		w->next->prev = w->prev;
 	pthread_mutex_unlock(&acct->lock);
 	free(w);
-	store_account_close(&acct);
+	store_account_release(&acct);
 }
 
 /* Calls the watchers of the mailbox (and the account-wide ones). The list
@@ -201,19 +201,32 @@ int
 store_mailbox_list(struct store_account *acct, struct store_mailbox **list_r,
     size_t *count_r, const char **error_r)
 {
-	return acct->store->ops->mailbox_list(acct->be, list_r, count_r, error_r);
+	struct store_backend_account *be;
+	int rc;
+
+	if ((be = store_account_use(acct, error_r)) == NULL)
+		return -1;
+	rc = acct->store->ops->mailbox_list(be, list_r, count_r, error_r);
+	store_account_done(acct);
+	return rc;
 }
 
 int
 store_mailbox_get(struct store_account *acct, const char *name,
     struct store_mailbox *mbox_r, const char **error_r)
 {
+	struct store_backend_account *be;
 	char *norm;
 	int rc;
 
 	if ((norm = store_name_normalize(name, error_r)) == NULL)
 		return -1;
-	rc = acct->store->ops->mailbox_get(acct->be, norm, 0, mbox_r, error_r);
+	if ((be = store_account_use(acct, error_r)) == NULL)
+		rc = -1;
+	else {
+		rc = acct->store->ops->mailbox_get(be, norm, 0, mbox_r, error_r);
+		store_account_done(acct);
+	}
 	free(norm);
 	return rc;
 }
@@ -222,9 +235,16 @@ int
 store_mailbox_get_by_id(struct store_account *acct, int64_t id,
     struct store_mailbox *mbox_r, const char **error_r)
 {
+	struct store_backend_account *be;
+	int rc;
+
 	if (id <= 0)
 		return 0;
-	return acct->store->ops->mailbox_get(acct->be, NULL, id, mbox_r, error_r);
+	if ((be = store_account_use(acct, error_r)) == NULL)
+		return -1;
+	rc = acct->store->ops->mailbox_get(be, NULL, id, mbox_r, error_r);
+	store_account_done(acct);
+	return rc;
 }
 
 #define STORE_SPECIAL_MASK (STORE_SPECIAL_SENT | STORE_SPECIAL_DRAFTS | \
@@ -235,6 +255,7 @@ int
 store_mailbox_create(struct store_account *acct, const char *name, unsigned special_use,
     int64_t *id_r, const char **error_r)
 {
+	struct store_backend_account *be;
 	char *norm;
 	int64_t id = 0;
 	int rc;
@@ -243,7 +264,12 @@ store_mailbox_create(struct store_account *acct, const char *name, unsigned spec
 		return store_fail(STORE_ERR_INVALID, error_r, "unknown special-use role");
 	if ((norm = store_name_normalize(name, error_r)) == NULL)
 		return -1;
-	rc = acct->store->ops->mailbox_create(acct->be, norm, special_use, &id, error_r);
+	if ((be = store_account_use(acct, error_r)) == NULL)
+		rc = -1;
+	else {
+		rc = acct->store->ops->mailbox_create(be, norm, special_use, &id, error_r);
+		store_account_done(acct);
+	}
 	free(norm);
 	if (rc == 0 && id_r != NULL)
 		*id_r = id;
@@ -256,6 +282,7 @@ int
 store_mailbox_rename(struct store_account *acct, const char *from, const char *to,
     const char **error_r)
 {
+	struct store_backend_account *be;
 	char *nfrom, *nto;
 	int64_t changed[2] = { 0, 0 };
 	int rc;
@@ -266,7 +293,12 @@ store_mailbox_rename(struct store_account *acct, const char *from, const char *t
 		free(nfrom);
 		return -1;
 	}
-	rc = acct->store->ops->mailbox_rename(acct->be, nfrom, nto, changed, error_r);
+	if ((be = store_account_use(acct, error_r)) == NULL)
+		rc = -1;
+	else {
+		rc = acct->store->ops->mailbox_rename(be, nfrom, nto, changed, error_r);
+		store_account_done(acct);
+	}
 	free(nfrom);
 	free(nto);
 	if (rc == 0) {
@@ -283,13 +315,19 @@ store_mailbox_rename(struct store_account *acct, const char *from, const char *t
 int
 store_mailbox_delete(struct store_account *acct, const char *name, const char **error_r)
 {
+	struct store_backend_account *be;
 	char *norm;
 	int64_t id = 0;
 	int rc;
 
 	if ((norm = store_name_normalize(name, error_r)) == NULL)
 		return -1;
-	rc = acct->store->ops->mailbox_delete(acct->be, norm, &id, error_r);
+	if ((be = store_account_use(acct, error_r)) == NULL)
+		rc = -1;
+	else {
+		rc = acct->store->ops->mailbox_delete(be, norm, &id, error_r);
+		store_account_done(acct);
+	}
 	free(norm);
 	if (rc == 0)
 		store_notify(acct, id);
@@ -300,12 +338,18 @@ int
 store_mailbox_subscribe(struct store_account *acct, const char *name, int subscribed,
     const char **error_r)
 {
+	struct store_backend_account *be;
 	char *norm;
 	int rc;
 
 	if ((norm = store_name_normalize(name, error_r)) == NULL)
 		return -1;
-	rc = acct->store->ops->mailbox_subscribe(acct->be, norm, subscribed != 0, error_r);
+	if ((be = store_account_use(acct, error_r)) == NULL)
+		rc = -1;
+	else {
+		rc = acct->store->ops->mailbox_subscribe(be, norm, subscribed != 0, error_r);
+		store_account_done(acct);
+	}
 	free(norm);
 	return rc;
 }
@@ -314,12 +358,19 @@ int
 store_mailbox_set_uidvalidity(struct store_account *acct, int64_t mailbox_id,
     uint32_t uidvalidity, uint32_t uidnext_min, const char **error_r)
 {
+	struct store_backend_account *be;
+	int rc;
+
 	if (mailbox_id <= 0)
 		return store_fail(STORE_ERR_NOT_FOUND, error_r, "no such mailbox");
 	if (uidvalidity == 0)
 		return store_fail(STORE_ERR_INVALID, error_r, "UIDVALIDITY must not be 0");
-	if (acct->store->ops->mailbox_set_uidvalidity(acct->be, mailbox_id, uidvalidity,
-	    uidnext_min, error_r) < 0)
+	if ((be = store_account_use(acct, error_r)) == NULL)
+		return -1;
+	rc = acct->store->ops->mailbox_set_uidvalidity(be, mailbox_id, uidvalidity,
+	    uidnext_min, error_r);
+	store_account_done(acct);
+	if (rc < 0)
 		return -1;
 	store_notify(acct, mailbox_id);
 	return 0;
@@ -329,10 +380,17 @@ int
 store_mailbox_raise_uidnext(struct store_account *acct, int64_t mailbox_id, uint32_t uidnext,
     const char **error_r)
 {
+	struct store_backend_account *be;
+	int rc;
+
 	if (mailbox_id <= 0)
 		return store_fail(STORE_ERR_NOT_FOUND, error_r, "no such mailbox");
-	if (acct->store->ops->mailbox_raise_uidnext(acct->be, mailbox_id, uidnext,
-	    error_r) < 0)
+	if ((be = store_account_use(acct, error_r)) == NULL)
+		return -1;
+	rc = acct->store->ops->mailbox_raise_uidnext(be, mailbox_id, uidnext,
+	    error_r);
+	store_account_done(acct);
+	if (rc < 0)
 		return -1;
 	store_notify(acct, mailbox_id);
 	return 0;
@@ -342,7 +400,14 @@ int
 store_subscriptions(struct store_account *acct, char ***names_r, size_t *count_r,
     const char **error_r)
 {
-	return acct->store->ops->subscriptions(acct->be, names_r, count_r, error_r);
+	struct store_backend_account *be;
+	int rc;
+
+	if ((be = store_account_use(acct, error_r)) == NULL)
+		return -1;
+	rc = acct->store->ops->subscriptions(be, names_r, count_r, error_r);
+	store_account_done(acct);
+	return rc;
 }
 
 void
@@ -404,12 +469,19 @@ store_message_list(struct store_account *acct, int64_t mailbox_id, uint32_t uid_
     uint32_t uid_last, struct store_message **msgs_r, size_t *count_r,
     const char **error_r)
 {
+	struct store_backend_account *be;
+	int rc;
+
 	*msgs_r = NULL;
 	*count_r = 0;
 	if (uid_first > uid_last)
 		return 0;
-	return acct->store->ops->message_list(acct->be, mailbox_id, uid_first, uid_last,
+	if ((be = store_account_use(acct, error_r)) == NULL)
+		return -1;
+	rc = acct->store->ops->message_list(be, mailbox_id, uid_first, uid_last,
 	    msgs_r, count_r, error_r);
+	store_account_done(acct);
+	return rc;
 }
 
 void
@@ -443,8 +515,15 @@ int
 store_message_summary(struct store_account *acct, int64_t mailbox_id, uint32_t uid,
     struct mime_summary **summary_r, const char **error_r)
 {
-	return acct->store->ops->message_summary(acct->be, mailbox_id, uid, summary_r,
+	struct store_backend_account *be;
+	int rc;
+
+	if ((be = store_account_use(acct, error_r)) == NULL)
+		return -1;
+	rc = acct->store->ops->message_summary(be, mailbox_id, uid, summary_r,
 	    error_r);
+	store_account_done(acct);
+	return rc;
 }
 
 struct store_blob {
@@ -457,11 +536,18 @@ int
 store_blob_open(struct store_account *acct, int64_t mailbox_id, uint32_t uid,
     struct store_blob **blob_r, const char **error_r)
 {
-	struct store_blob *blob = xcalloc(1, sizeof(*blob));
+	struct store_backend_account *be;
+	struct store_blob *blob;
+	int rc;
 
+	/* The blob is a file of its own: it needs no pin once open. */
+	if ((be = store_account_use(acct, error_r)) == NULL)
+		return -1;
+	blob = xcalloc(1, sizeof(*blob));
 	blob->ops = acct->store->ops;
-	if (blob->ops->blob_open(acct->be, mailbox_id, uid, &blob->bb, &blob->size,
-	    error_r) < 0) {
+	rc = blob->ops->blob_open(be, mailbox_id, uid, &blob->bb, &blob->size, error_r);
+	store_account_done(acct);
+	if (rc < 0) {
 		free(blob);
 		return -1;
 	}
@@ -522,6 +608,7 @@ store_message_set_flags(struct store_account *acct, int64_t mailbox_id,
     const char *const *keywords, uint64_t unchangedsince,
     uint32_t **failed_r, size_t *nfailed_r, const char **error_r)
 {
+	struct store_backend_account *be;
 	int changed = 0, rc;
 
 	if (failed_r != NULL)
@@ -536,8 +623,13 @@ store_message_set_flags(struct store_account *acct, int64_t mailbox_id,
 		return -1;
 	if (nuids == 0)
 		return 0;
-	rc = acct->store->ops->message_set_flags(acct->be, mailbox_id, uids, nuids, mode,
-	    flags, keywords, unchangedsince, failed_r, nfailed_r, &changed, error_r);
+	if ((be = store_account_use(acct, error_r)) == NULL)
+		rc = -1;
+	else {
+		rc = acct->store->ops->message_set_flags(be, mailbox_id, uids, nuids, mode,
+		    flags, keywords, unchangedsince, failed_r, nfailed_r, &changed, error_r);
+		store_account_done(acct);
+	}
 	if (rc == 0 && changed)
 		store_notify(acct, mailbox_id);
 	return rc;
@@ -548,6 +640,7 @@ store_message_copy(struct store_account *acct, int64_t from_mailbox_id,
     const uint32_t *uids, size_t nuids, int64_t to_mailbox_id, int move,
     uint32_t **new_uids_r, uint32_t *uidvalidity_r, const char **error_r)
 {
+	struct store_backend_account *be;
 	struct store_quota quota;
 	int rc;
 
@@ -559,8 +652,13 @@ store_message_copy(struct store_account *acct, int64_t from_mailbox_id,
 		return store_fail(STORE_ERR_INVALID, error_r,
 		    "cannot move messages into their own mailbox");
 	store_account_quota(acct, &quota);
-	rc = acct->store->ops->message_copy(acct->be, from_mailbox_id, uids, nuids,
-	    to_mailbox_id, move != 0, &quota, new_uids_r, uidvalidity_r, error_r);
+	if ((be = store_account_use(acct, error_r)) == NULL)
+		rc = -1;
+	else {
+		rc = acct->store->ops->message_copy(be, from_mailbox_id, uids, nuids,
+		    to_mailbox_id, move != 0, &quota, new_uids_r, uidvalidity_r, error_r);
+		store_account_done(acct);
+	}
 	if (rc == 0 && nuids > 0) {
 		store_notify(acct, to_mailbox_id);
 		if (move)
@@ -573,14 +671,20 @@ int
 store_message_expunge(struct store_account *acct, int64_t mailbox_id,
     const uint32_t *uids, size_t nuids, const char **error_r)
 {
+	struct store_backend_account *be;
 	int changed = 0, rc;
 
 	if (uids_valid(uids, nuids, error_r) < 0)
 		return -1;
 	if (nuids == 0)
 		return 0;
-	rc = acct->store->ops->message_expunge(acct->be, mailbox_id, uids, nuids, &changed,
-	    error_r);
+	if ((be = store_account_use(acct, error_r)) == NULL)
+		rc = -1;
+	else {
+		rc = acct->store->ops->message_expunge(be, mailbox_id, uids, nuids, &changed,
+		    error_r);
+		store_account_done(acct);
+	}
 	if (rc == 0 && changed)
 		store_notify(acct, mailbox_id);
 	return rc;
@@ -590,9 +694,16 @@ int
 store_changes_since(struct store_account *acct, int64_t mailbox_id, uint64_t modseq,
     struct store_changes *changes_r, const char **error_r)
 {
+	struct store_backend_account *be;
+	int rc;
+
 	memset(changes_r, 0, sizeof(*changes_r));
-	return acct->store->ops->changes_since(acct->be, mailbox_id, modseq, changes_r,
+	if ((be = store_account_use(acct, error_r)) == NULL)
+		return -1;
+	rc = acct->store->ops->changes_since(be, mailbox_id, modseq, changes_r,
 	    error_r);
+	store_account_done(acct);
+	return rc;
 }
 
 void
@@ -607,12 +718,19 @@ int
 store_search_text(struct store_account *acct, int64_t mailbox_id, const char *needle,
     int body_only, uint32_t **uids_r, size_t *count_r, const char **error_r)
 {
+	struct store_backend_account *be;
+	int rc;
+
 	*uids_r = NULL;
 	*count_r = 0;
 	if (needle == NULL)
 		return store_fail(STORE_ERR_INVALID, error_r, "no search text");
 	if (strlen(needle) > STORE_SEARCH_NEEDLE_MAX)
 		return store_fail(STORE_ERR_LIMIT, error_r, "search text too long");
-	return acct->store->ops->search_text(acct->be, mailbox_id, needle, body_only != 0,
+	if ((be = store_account_use(acct, error_r)) == NULL)
+		return -1;
+	rc = acct->store->ops->search_text(be, mailbox_id, needle, body_only != 0,
 	    uids_r, count_r, error_r);
+	store_account_done(acct);
+	return rc;
 }

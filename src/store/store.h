@@ -91,12 +91,17 @@ void store_flush(struct store *store);
 
 #define STORE_ACCOUNT_CACHE_MAX 1000      /* idle accounts kept open */
 #define STORE_ACCOUNT_CACHE_IDLE 300      /* seconds an idle account stays */
+#define STORE_ACCOUNT_HELD_OPEN 64        /* unused held accounts kept open */
 /* Sets the idle-account cache (see store_account_open): at most max idle
  * accounts (0: none; an account is closed with its last reference), each
  * for at most idle_seconds. Defaults: STORE_ACCOUNT_CACHE_MAX, lowered to
  * keep idle accounts under a quarter of RLIMIT_NOFILE, and
  * STORE_ACCOUNT_CACHE_IDLE. Accounts over the new limits are closed now. */
 void store_set_account_cache(struct store *store, size_t max, unsigned idle_seconds);
+/* How many held accounts (store_account_hold) that nothing uses keep their
+ * index open (default STORE_ACCOUNT_HELD_OPEN, at most the idle cache's
+ * size); the others' are closed now. */
+void store_set_held_cache(struct store *store, size_t max);
 enum store_error store_error_code(void);   /* of this thread's last failure */
 
 /* --- accounts ---------------------------------------------------------- */
@@ -128,6 +133,27 @@ struct store_usage {
 int store_account_open(struct store *store, int64_t account_id,
     const struct store_quota *quota, struct store_account **acct_r, const char **error_r);
 void store_account_close(struct store_account **acct);
+/*
+ * Held accounts: a reference for a holder that may wait for hours between
+ * uses (an IMAP session, in IDLE or between commands). Unlike a
+ * store_account_open reference, a held one does not keep the account's
+ * index open: when no call on the account runs and nobody has it open,
+ * the store may close its index (it keeps the STORE_ACCOUNT_HELD_OPEN most
+ * recently used ones open, each for at most the idle cache's time), and
+ * the next call opens it again (blocking, like every store call). Watches
+ * and notifications do not need the index: they keep working.
+ *
+ * store_account_hold adds a held reference to an account the caller has a
+ * reference to (any kind); it never blocks. store_account_release drops
+ * it (the last reference may close the index, like store_account_close).
+ */
+struct store_account *store_account_hold(struct store_account *acct);
+void store_account_release(struct store_account **acct);
+/* Keeps the index of an account open (reopening it if it was closed) until
+ * store_account_unpin: what store_writer_commit needs of the accounts of
+ * its targets. References from store_account_open are pinned already. */
+int store_account_pin(struct store_account *acct, const char **error_r);
+void store_account_unpin(struct store_account *acct);
 void store_account_set_quota(struct store_account *acct, const struct store_quota *quota);
 int store_account_usage(struct store_account *acct, struct store_usage *usage,
     const char **error_r);
@@ -282,7 +308,7 @@ uint64_t store_writer_size(const struct store_writer *w);
 void store_writer_free(struct store_writer **w);
 
 struct store_target {
-	struct store_account *acct;
+	struct store_account *acct;   /* open or pinned (store_account_pin) */
 	int64_t mailbox_id;        /* or 0 with mailbox_name */
 	const char *mailbox_name;  /* e.g. "INBOX"; used when mailbox_id is 0 */
 	unsigned flags;
@@ -314,7 +340,8 @@ int store_writer_commit(struct store_writer *w, struct store_target *targets, si
  * it. It must be quick and must not call the store (store_watch_remove
  * included): typically it posts to the session's loop (net_loop_post), and
  * the session then asks store_changes_since. Only changes made by this
- * process are seen. A watch keeps its account open until it is removed. */
+ * process are seen. A watch holds its account (store_account_hold) until it
+ * is removed. */
 typedef void store_watch_fn(void *ctx);
 struct store_watch *store_watch_add(struct store_account *acct, int64_t mailbox_id,
     store_watch_fn *fn, void *ctx);

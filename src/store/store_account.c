@@ -1,10 +1,18 @@
 /*
- * The table of open accounts, and the cache of idle ones.
+ * The table of open accounts, the cache of idle ones, and the indexes of
+ * held ones.
  *
- * Every open account is in a hash table by id: in use (refs > 0), idle
- * (no reference, in an LRU list), opening or closing (the backend is not
- * usable: whoever wants the account waits). One account is opened once in
- * a process, however many sessions share it.
+ * Every open account is in a hash table by id: in use (pinned), idle (no
+ * reference, in an LRU list), quiet (held only, its index open, in another
+ * LRU list), dormant (held only, its index closed), opening or closing
+ * (the backend is not usable: whoever wants the account waits). One
+ * account is opened once in a process, however many sessions share it.
+ *
+ * References and pins. store_account_open takes a reference and a pin;
+ * store_account_hold (IMAP sessions) and watches take a reference only;
+ * every store call pins the account while it runs (store_account_use).
+ * The index is open while the account is pinned; an unpinned one keeps it
+ * open only while it is among the most recent of its list.
  *
  * Why a cache: opening an account's index costs a check, a schema read
  * and, when its last connection had closed, a checkpoint and a new WAL;
@@ -13,11 +21,23 @@
  * the index kept open). Idle accounts are closed when the cache is full
  * (least recently used first), after STORE_ACCOUNT_CACHE_IDLE seconds (a
  * few at every open and close), at store_account_delete and store_close.
+ *
+ * Why held accounts lose their index: an open index costs 70 to 150 KiB
+ * (the parsed schema of two connections, statements, pages) and 4 to 6
+ * descriptors, and an IMAP session in IDLE may wait for hours; with
+ * 10,000 such sessions on as many accounts that was 62 KiB of every
+ * session's 80. Notifications need no index (store_notify is in-process),
+ * so only the STORE_ACCOUNT_HELD_OPEN most recently used quiet accounts
+ * keep theirs (an active session's account stays open between its
+ * commands); the next call on a dormant one opens it again, like a
+ * delivery to an account out of the idle cache.
+ *
  * Slow closes (an index's last close checkpoints it) run without the table
  * lock.
  */
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <time.h>
 
@@ -28,6 +48,10 @@
 
 #define STORE_BUCKET_BITS_MIN 6
 #define STORE_CACHE_EXPIRE_MAX 16   /* idle-expired accounts closed per call */
+/* A quiet account used this recently stays open over the count: the next
+ * command of an active session finds its index open, however many. */
+#define STORE_HELD_GRACE_MS 1000
+#define STORE_JANITOR_MS 1000       /* how often the lists are trimmed */
 
 static uint64_t
 mono_ms(void)
@@ -94,59 +118,77 @@ table_remove(struct store *store, struct store_account *acct)
 }
 
 static void
-idle_push(struct store *store, struct store_account *acct)
+lru_push(struct store_lru *lru, struct store_account *acct)
 {
 	acct->idle_since = mono_ms();
 	acct->idle_prev = NULL;
-	acct->idle_next = store->idle_head;
-	if (store->idle_head != NULL)
-		store->idle_head->idle_prev = acct;
+	acct->idle_next = lru->head;
+	if (lru->head != NULL)
+		lru->head->idle_prev = acct;
 	else
-		store->idle_tail = acct;
-	store->idle_head = acct;
-	store->nidle++;
+		lru->tail = acct;
+	lru->head = acct;
+	lru->n++;
+	acct->lru = lru;
 }
 
 static void
-idle_unlink(struct store *store, struct store_account *acct)
+lru_unlink(struct store_account *acct)
 {
+	struct store_lru *lru = acct->lru;
+
 	if (acct->idle_prev != NULL)
 		acct->idle_prev->idle_next = acct->idle_next;
 	else
-		store->idle_head = acct->idle_next;
+		lru->head = acct->idle_next;
 	if (acct->idle_next != NULL)
 		acct->idle_next->idle_prev = acct->idle_prev;
 	else
-		store->idle_tail = acct->idle_prev;
+		lru->tail = acct->idle_prev;
 	acct->idle_prev = acct->idle_next = NULL;
-	store->nidle--;
+	lru->n--;
+	acct->lru = NULL;
 }
 
-/* Takes the idle accounts that must go (over the cache's size, or idle for
- * too long: a few at a time, the caller pays for closing them) out of the
- * idle list and marks them closing; returns them as a list through
- * idle_next, for accounts_destroy. Called with the table lock held. */
-static struct store_account *
-cache_trim(struct store *store, size_t max)
+/* Takes the accounts of an LRU that must go (over max, or unused for too
+ * long: a few at a time, the caller pays for closing them), marks them
+ * closing and prepends them to *list (linked through idle_next), for
+ * accounts_destroy. Called with the table lock held. */
+static void
+lru_trim(struct store *store, struct store_lru *lru, size_t max, uint64_t grace_ms,
+    struct store_account **list)
 {
-	struct store_account *acct, *list = NULL;
-	uint64_t now = 0;
+	struct store_account *acct;
+	uint64_t now = grace_ms > 0 ? mono_ms() : 0;
 	size_t expired = 0;
 
-	while ((acct = store->idle_tail) != NULL) {
-		if (store->nidle <= max) {
+	while ((acct = lru->tail) != NULL) {
+		if (lru->n <= max) {
 			if (now == 0)
 				now = mono_ms();
 			if (expired == STORE_CACHE_EXPIRE_MAX ||
 			    now - acct->idle_since < store->cache_idle_ms)
 				break;
 			expired++;
-		}
-		idle_unlink(store, acct);
+		} else if (now - acct->idle_since < grace_ms)
+			break;
+		lru_unlink(acct);
 		acct->closing = 1;
-		acct->idle_next = list;
-		list = acct;
+		acct->idle_next = *list;
+		*list = acct;
 	}
+}
+
+/* The idle and quiet accounts that must go, as a list for accounts_destroy.
+ * Called with the table lock held. */
+static struct store_account *
+cache_trim(struct store *store, size_t idle_max, size_t quiet_max)
+{
+	struct store_account *list = NULL;
+
+	lru_trim(store, &store->idle, idle_max, 0, &list);
+	lru_trim(store, &store->quiet, quiet_max, quiet_max > 0 ? STORE_HELD_GRACE_MS : 0,
+	    &list);
 	return list;
 }
 
@@ -158,23 +200,59 @@ account_free(struct store_account *acct)
 	free(acct);
 }
 
-/* Closes the accounts of a cache_trim list, with the table lock not held:
+/* Closes the indexes of a cache_trim list, with the table lock not held:
  * the last close of an index may checkpoint it (fsyncs), which holds up
- * only whoever waits for that account. */
+ * only whoever waits for that account. An account still held stays,
+ * dormant; the others go. */
 static void
 accounts_destroy(struct store *store, struct store_account *list)
 {
 	struct store_account *acct;
+	int gone;
 
 	while ((acct = list) != NULL) {
 		list = acct->idle_next;
+		acct->idle_next = NULL;
 		store->ops->account_close(acct->be);
 		pthread_mutex_lock(&store->accounts_lock);
-		table_remove(store, acct);
+		acct->be = NULL;
+		acct->closing = 0;
+		gone = acct->refs == 0;
+		if (gone)
+			table_remove(store, acct);
+		else
+			store->ndormant++;
 		pthread_cond_broadcast(&store->accounts_cond);
 		pthread_mutex_unlock(&store->accounts_lock);
-		account_free(acct);
+		if (gone)
+			account_free(acct);
 	}
+}
+
+/* The last reference to an account whose index is open and unused went:
+ * it is trimmed (without the table lock; meanwhile it is closing to
+ * others) and kept idle, or closed. Called with the table lock held,
+ * returns without it. */
+static void
+account_unreferenced(struct store *store, struct store_account *acct)
+{
+	struct store_account *list = NULL, *trimmed;
+	int keep = store->cache_max > 0;
+
+	acct->closing = 1;
+	pthread_mutex_unlock(&store->accounts_lock);
+	keep = keep && store->ops->account_park(acct->be);
+	pthread_mutex_lock(&store->accounts_lock);
+	if (keep) {
+		acct->closing = 0;
+		lru_push(&store->idle, acct);
+		pthread_cond_broadcast(&store->accounts_cond);
+	} else
+		list = acct;
+	trimmed = cache_trim(store, store->cache_max, store->held_max);
+	pthread_mutex_unlock(&store->accounts_lock);
+	accounts_destroy(store, list);
+	accounts_destroy(store, trimmed);
 }
 
 /* --- the store's side --------------------------------------------------- */
@@ -195,15 +273,57 @@ cache_max_default(const struct store_backend_ops *ops)
 	return max;
 }
 
+/* Trims the lists every STORE_JANITOR_MS, so that accounts over the
+ * counts (past the grace) or unused for too long close even when no
+ * store call comes to do it. */
+static void *
+janitor_main(void *arg)
+{
+	struct store *store = arg;
+	struct store_account *list;
+	struct timespec ts;
+
+	pthread_mutex_lock(&store->accounts_lock);
+	while (!store->janitor_quit) {
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += STORE_JANITOR_MS / 1000;
+		ts.tv_nsec += (long)(STORE_JANITOR_MS % 1000) * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&store->janitor_cond, &store->accounts_lock, &ts);
+		if (store->janitor_quit)
+			break;
+		list = cache_trim(store, store->cache_max, store->held_max);
+		pthread_mutex_unlock(&store->accounts_lock);
+		accounts_destroy(store, list);
+		pthread_mutex_lock(&store->accounts_lock);
+	}
+	pthread_mutex_unlock(&store->accounts_lock);
+	return NULL;
+}
+
 void
 store_accounts_init(struct store *store)
 {
+	pthread_condattr_t attr;
+	int rc;
+
 	pthread_mutex_init(&store->accounts_lock, NULL);
 	pthread_cond_init(&store->accounts_cond, NULL);
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&store->janitor_cond, &attr);
+	pthread_condattr_destroy(&attr);
 	store->bucket_bits = STORE_BUCKET_BITS_MIN;
 	store->buckets = xcalloc((size_t)1 << store->bucket_bits, sizeof(*store->buckets));
 	store->cache_max = cache_max_default(store->ops);
+	store->held_max = STORE_ACCOUNT_HELD_OPEN < store->cache_max ?
+	    STORE_ACCOUNT_HELD_OPEN : store->cache_max;
 	store->cache_idle_ms = (uint64_t)STORE_ACCOUNT_CACHE_IDLE * 1000;
+	if ((rc = pthread_create(&store->janitor, NULL, janitor_main, store)) != 0)
+		fatal("pthread_create: %s", strerror(rc));
 }
 
 void
@@ -213,8 +333,14 @@ store_accounts_destroy(struct store *store)
 	size_t in_use;
 
 	pthread_mutex_lock(&store->accounts_lock);
-	in_use = store->naccounts - store->nidle;
-	list = cache_trim(store, 0);
+	store->janitor_quit = 1;
+	pthread_cond_signal(&store->janitor_cond);
+	pthread_mutex_unlock(&store->accounts_lock);
+	pthread_join(store->janitor, NULL);
+	pthread_cond_destroy(&store->janitor_cond);
+	pthread_mutex_lock(&store->accounts_lock);
+	in_use = store->naccounts - store->idle.n;
+	list = cache_trim(store, 0, 0);
 	pthread_mutex_unlock(&store->accounts_lock);
 	accounts_destroy(store, list);
 	if (in_use > 0)
@@ -234,7 +360,19 @@ store_set_account_cache(struct store *store, size_t max, unsigned idle_seconds)
 	pthread_mutex_lock(&store->accounts_lock);
 	store->cache_max = max;
 	store->cache_idle_ms = (uint64_t)idle_seconds * 1000;
-	list = cache_trim(store, max);
+	list = cache_trim(store, store->cache_max, store->held_max);
+	pthread_mutex_unlock(&store->accounts_lock);
+	accounts_destroy(store, list);
+}
+
+void
+store_set_held_cache(struct store *store, size_t max)
+{
+	struct store_account *list;
+
+	pthread_mutex_lock(&store->accounts_lock);
+	store->held_max = max;
+	list = cache_trim(store, store->cache_max, store->held_max);
 	pthread_mutex_unlock(&store->accounts_lock);
 	accounts_destroy(store, list);
 }
@@ -243,8 +381,17 @@ void
 store_account_cache_count(struct store *store, size_t *open_r, size_t *idle_r)
 {
 	pthread_mutex_lock(&store->accounts_lock);
-	*open_r = store->naccounts;
-	*idle_r = store->nidle;
+	*open_r = store->naccounts - store->ndormant;
+	*idle_r = store->idle.n;
+	pthread_mutex_unlock(&store->accounts_lock);
+}
+
+void
+store_account_held_count(struct store *store, size_t *quiet_r, size_t *dormant_r)
+{
+	pthread_mutex_lock(&store->accounts_lock);
+	*quiet_r = store->quiet.n;
+	*dormant_r = store->ndormant;
 	pthread_mutex_unlock(&store->accounts_lock);
 }
 
@@ -282,6 +429,56 @@ account_find_ready(struct store *store, int64_t id)
 	return acct;
 }
 
+/* Pins a referenced account that is neither opening nor closing, opening
+ * its index again if it is dormant. Called with the table lock held,
+ * which it may drop meanwhile; 0 or -1 (not pinned). */
+static int
+account_pin(struct store *store, struct store_account *acct, const char **error_r)
+{
+	struct store_backend_account *be;
+	int rc;
+
+	if (acct->pins++ == 0 && acct->lru != NULL)
+		lru_unlink(acct);
+	if (acct->be != NULL)
+		return 0;
+	/* Dormant: opened again outside the table lock; others wait. */
+	acct->opening = 1;
+	store->ndormant--;
+	pthread_mutex_unlock(&store->accounts_lock);
+	rc = store->ops->account_open(store->be, acct->id, &be, error_r);
+	pthread_mutex_lock(&store->accounts_lock);
+	acct->opening = 0;
+	if (rc < 0) {
+		acct->pins--;
+		store->ndormant++;
+	} else
+		acct->be = be;
+	pthread_cond_broadcast(&store->accounts_cond);
+	return rc;
+}
+
+/* Drops a pin; an account left unused goes into its list (idle ones are
+ * trimmed first). Called with the table lock held, returns without it. */
+static void
+account_unpin(struct store *store, struct store_account *acct)
+{
+	struct store_account *list;
+
+	if (--acct->pins > 0) {
+		pthread_mutex_unlock(&store->accounts_lock);
+		return;
+	}
+	if (acct->refs == 0) {
+		account_unreferenced(store, acct);
+		return;
+	}
+	lru_push(&store->quiet, acct);
+	list = cache_trim(store, store->cache_max, store->held_max);
+	pthread_mutex_unlock(&store->accounts_lock);
+	accounts_destroy(store, list);
+}
+
 int
 store_account_open(struct store *store, int64_t account_id, const struct store_quota *quota,
     struct store_account **acct_r, const char **error_r)
@@ -296,7 +493,7 @@ store_account_open(struct store *store, int64_t account_id, const struct store_q
 		quota = &unlimited;
 	pthread_mutex_lock(&store->accounts_lock);
 	while ((acct = account_find_ready(store, account_id)) != NULL && acct->refs == 0) {
-		idle_unlink(store, acct);
+		lru_unlink(acct);
 		if (store->ops->account_valid(acct->be))
 			break;
 		/* Its index changed under it: closed, then opened afresh. */
@@ -306,9 +503,16 @@ store_account_open(struct store *store, int64_t account_id, const struct store_q
 		accounts_destroy(store, acct);
 		pthread_mutex_lock(&store->accounts_lock);
 	}
-	list = cache_trim(store, store->cache_max);
+	list = cache_trim(store, store->cache_max, store->held_max);
 	if (acct != NULL) {
 		acct->refs++;
+		if (account_pin(store, acct, error_r) < 0) {
+			/* Still held by whoever held it before. */
+			acct->refs--;
+			pthread_mutex_unlock(&store->accounts_lock);
+			accounts_destroy(store, list);
+			return -1;
+		}
 		pthread_mutex_unlock(&store->accounts_lock);
 		accounts_destroy(store, list);
 		store_account_set_quota(acct, quota);
@@ -321,6 +525,7 @@ store_account_open(struct store *store, int64_t account_id, const struct store_q
 	acct->store = store;
 	acct->id = account_id;
 	acct->refs = 1;
+	acct->pins = 1;
 	acct->opening = 1;
 	acct->quota = *quota;
 	pthread_mutex_init(&acct->lock, NULL);
@@ -348,37 +553,91 @@ store_account_open(struct store *store, int64_t account_id, const struct store_q
 void
 store_account_close(struct store_account **acctp)
 {
-	struct store_account *acct = *acctp, *list = NULL, *trimmed;
+	struct store_account *acct = *acctp;
 	struct store *store;
-	int keep;
 
 	if (acct == NULL)
 		return;
 	*acctp = NULL;
 	store = acct->store;
 	pthread_mutex_lock(&store->accounts_lock);
-	if (--acct->refs > 0) {
+	acct->refs--;
+	account_unpin(store, acct);
+}
+
+struct store_account *
+store_account_hold(struct store_account *acct)
+{
+	struct store *store = acct->store;
+
+	pthread_mutex_lock(&store->accounts_lock);
+	acct->refs++;
+	pthread_mutex_unlock(&store->accounts_lock);
+	return acct;
+}
+
+void
+store_account_release(struct store_account **acctp)
+{
+	struct store_account *acct = *acctp;
+	struct store *store;
+
+	if (acct == NULL)
+		return;
+	*acctp = NULL;
+	store = acct->store;
+	pthread_mutex_lock(&store->accounts_lock);
+	if (--acct->refs > 0 || acct->pins > 0 || acct->opening || acct->closing) {
+		/* Still referenced or in use, or whoever closes it frees it. */
 		pthread_mutex_unlock(&store->accounts_lock);
 		return;
 	}
-	/* Trimmed outside the table lock; meanwhile it is closing to others. */
-	keep = store->cache_max > 0;
-	acct->closing = 1;
-	pthread_mutex_unlock(&store->accounts_lock);
-	keep = keep && store->ops->account_park(acct->be);
-	pthread_mutex_lock(&store->accounts_lock);
-	if (keep) {
-		acct->closing = 0;
-		idle_push(store, acct);
-		pthread_cond_broadcast(&store->accounts_cond);
-	} else {
-		acct->idle_next = NULL;
-		list = acct;
+	if (acct->be == NULL) {
+		/* Dormant: nothing to close. */
+		store->ndormant--;
+		table_remove(store, acct);
+		pthread_mutex_unlock(&store->accounts_lock);
+		account_free(acct);
+		return;
 	}
-	trimmed = cache_trim(store, store->cache_max);
+	lru_unlink(acct);
+	account_unreferenced(store, acct);
+}
+
+struct store_backend_account *
+store_account_use(struct store_account *acct, const char **error_r)
+{
+	struct store *store = acct->store;
+	struct store_backend_account *be = NULL;
+
+	pthread_mutex_lock(&store->accounts_lock);
+	while (acct->opening || acct->closing)
+		pthread_cond_wait(&store->accounts_cond, &store->accounts_lock);
+	if (account_pin(store, acct, error_r) == 0)
+		be = acct->be;
 	pthread_mutex_unlock(&store->accounts_lock);
-	accounts_destroy(store, list);
-	accounts_destroy(store, trimmed);
+	return be;
+}
+
+void
+store_account_done(struct store_account *acct)
+{
+	struct store *store = acct->store;
+
+	pthread_mutex_lock(&store->accounts_lock);
+	account_unpin(store, acct);
+}
+
+int
+store_account_pin(struct store_account *acct, const char **error_r)
+{
+	return store_account_use(acct, error_r) != NULL ? 0 : -1;
+}
+
+void
+store_account_unpin(struct store_account *acct)
+{
+	store_account_done(acct);
 }
 
 void
@@ -393,7 +652,14 @@ int
 store_account_usage(struct store_account *acct, struct store_usage *usage,
     const char **error_r)
 {
-	return acct->store->ops->account_usage(acct->be, usage, error_r);
+	struct store_backend_account *be;
+	int rc;
+
+	if ((be = store_account_use(acct, error_r)) == NULL)
+		return -1;
+	rc = acct->store->ops->account_usage(be, usage, error_r);
+	store_account_done(acct);
+	return rc;
 }
 
 int
@@ -410,7 +676,7 @@ store_account_delete(struct store *store, int64_t account_id, const char **error
 	pthread_mutex_lock(&store->accounts_lock);
 	acct = account_find_ready(store, account_id);
 	if (acct != NULL && acct->refs == 0) {
-		idle_unlink(store, acct);
+		lru_unlink(acct);
 		table_remove(store, acct);
 		store->ops->account_close(acct->be);
 		account_free(acct);

@@ -180,7 +180,10 @@ void store_set_sync_mode(struct store *store, enum store_sync_mode mode);
 void store_set_fsync(struct store *store, int (*fn)(int fd));
 /* Runs the clean-up of stale writer files as if the time were `now`. */
 void store_sweep_tmp(struct store *store, int64_t now);
-/* Accounts open (in use or idle) and idle ones. */
+/* Accounts with their index open (in use, idle or quiet) and idle ones. */
 void store_account_cache_count(struct store *store, size_t *open_r, size_t *idle_r);
+/* Held accounts nothing uses: with their index open (quiet) and closed
+ * (dormant). */
+void store_account_held_count(struct store *store, size_t *quiet_r, size_t *dormant_r);
 
 #endif

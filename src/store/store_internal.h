@@ -11,6 +11,14 @@
 
 #define STORE_SEARCH_NEEDLE_MAX 1024
 
+struct store_account;
+
+/* A list of accounts, most recently used first. */
+struct store_lru {
+	struct store_account *head, *tail;
+	size_t n;
+};
+
 struct store {
 	const struct store_backend_ops *ops;
 	struct store_backend *be;
@@ -21,11 +29,18 @@ struct store {
 	struct store_account **buckets;
 	unsigned bucket_bits;
 	size_t naccounts;
-	/* Idle accounts (no reference), most recently used first. */
-	struct store_account *idle_head, *idle_tail;
-	size_t nidle;
-	size_t cache_max;
+	/* Accounts whose index is open but unused (no pin), most recently
+	 * used first: idle ones (no reference at all) and quiet ones (held,
+	 * store_account_hold). */
+	struct store_lru idle, quiet;
+	size_t cache_max;          /* idle accounts kept */
+	size_t held_max;           /* quiet accounts whose index stays open */
 	uint64_t cache_idle_ms;
+	size_t ndormant;           /* held accounts with their index closed */
+	/* The thread that trims the lists every second (store_account.c). */
+	pthread_t janitor;
+	pthread_cond_t janitor_cond;
+	int janitor_quit;
 	/* The group-commit queue (store_writer.c). */
 	pthread_mutex_t commit_lock;
 	pthread_cond_t commit_cond;
@@ -43,22 +58,26 @@ struct store_watch {
 	struct store_watch *prev, *next;
 };
 
-/* refs, opening, closing, idle_since and the links are under
- * store->accounts_lock. An account with no reference that is neither
- * opening nor closing is in the idle list. */
+/* refs, pins, opening, closing, be, idle_since and the links are under
+ * store->accounts_lock. An account that is neither opening nor closing and
+ * has no pin is, when its index is open, in the idle list (no reference)
+ * or the quiet list (held); with its index closed it is dormant (held:
+ * refs > 0, be NULL, in no list). */
 struct store_account {
 	struct store *store;
 	int64_t id;
-	unsigned refs;
+	unsigned refs;             /* opens, holds and watches */
+	unsigned pins;             /* opens and running calls: be must stay open */
 	int opening;               /* be not ready yet */
 	int closing;               /* be being trimmed or closed: not usable */
-	uint64_t idle_since;       /* ms, monotonic */
-	struct store_backend_account *be;
+	uint64_t idle_since;       /* ms, monotonic: when it went into its list */
+	struct store_backend_account *be;   /* NULL: dormant */
 	pthread_mutex_t lock;      /* quota, watches */
 	pthread_cond_t watch_done;
 	struct store_quota quota;
 	struct store_watch *watches;
 	struct store_account *hnext;
+	struct store_lru *lru;     /* the list it is in: idle, quiet or none */
 	struct store_account *idle_prev, *idle_next;   /* idle_next: also the
 	                                                  list of ones to close */
 };
@@ -67,6 +86,13 @@ struct store_account {
  * (still-referenced ones are logged and left). */
 void store_accounts_init(struct store *store);
 void store_accounts_destroy(struct store *store);
+/* Every store call on an account runs between these: store_account_use
+ * pins it (reopening its index if it was closed; waits while another
+ * thread opens or closes it) and returns its backend account, or NULL
+ * with the error set; store_account_done unpins it. */
+struct store_backend_account *store_account_use(struct store_account *acct,
+    const char **error_r);
+void store_account_done(struct store_account *acct);
 
 void store_commit_queue_init(struct store *store);
 void store_commit_queue_destroy(struct store *store);

@@ -1914,13 +1914,13 @@ test_cache_reopen(void **state)
 	store_account_close(&a[0]);
 	store_account_close(&a[2]);
 
-	/* Idle for longer than allowed: closed at the next open or close. */
+	/* Idle for longer than allowed: closed (every second, and at opens
+	 * and closes) without anything else happening. */
 	store_set_account_cache(f->store, 10, 1);
-	usleep(1100 * 1000);
-	assert_int_equal(cache_open_count(f->store), 3);
-	assert_int_equal(store_account_open(f->store, 20, NULL, &a[0], &error), 0);
-	assert_int_equal(cache_open_count(f->store), 2);
-	store_account_close(&a[0]);
+	for (i = 0; i < 100 && cache_open_count(f->store) > 1; i++)
+		usleep(100 * 1000);
+	assert_int_equal(cache_open_count(f->store), 1);
+	assert_int_equal(cache_idle_count(f->store), 0);
 
 	/* No cache: the last close closes. */
 	store_set_account_cache(f->store, 0, 300);
@@ -1929,6 +1929,85 @@ test_cache_reopen(void **state)
 	assert_int_equal(cache_open_count(f->store), 0);
 	assert_int_equal(store_account_open(f->store, 1, NULL, &f->acct, &error), 0);
 	assert_int_equal(mailbox(f->acct, "INBOX").messages, 3);
+}
+
+/* A held account: its index closes when the store has no room for it
+ * unused, and opens again for each call; its watches hear of deliveries
+ * all the while; the last release frees it. */
+static void
+test_held_account(void **state)
+{
+	struct fixture *f = *state;
+	struct store_account *acct, *held;
+	struct store_watch *watch;
+	const char *error;
+	size_t quiet, dormant, fds;
+	int64_t inbox;
+
+	atomic_store(&notified, 0);
+	assert_int_equal(store_account_open(f->store, 7, NULL, &acct, &error), 0);
+	inbox = mailbox_id(acct, "INBOX");
+	held = store_account_hold(acct);
+	watch = store_watch_add(held, inbox, count_cb, NULL);
+	store_account_close(&acct);
+	/* Unused: quiet, its index open. */
+	store_account_held_count(f->store, &quiet, &dormant);
+	assert_int_equal(quiet, 1);
+	assert_int_equal(dormant, 0);
+	assert_int_equal(cache_open_count(f->store), 2);
+	fds = open_fds();
+	/* No room for quiet accounts: its index closes, the account stays. */
+	store_set_held_cache(f->store, 0);
+	store_account_held_count(f->store, &quiet, &dormant);
+	assert_int_equal(quiet, 0);
+	assert_int_equal(dormant, 1);
+	assert_int_equal(cache_open_count(f->store), 1);
+	assert_true(open_fds() < fds);
+	assert_int_equal(store_account_delete(f->store, 7, &error), -1);
+
+	/* A delivery opens it; the watch hears of it; dormant again after. */
+	assert_int_equal(store_account_open(f->store, 7, NULL, &acct, &error), 0);
+	assert_int_equal(append(f->store, acct, "INBOX", msg1, 0, NULL), 1);
+	store_account_close(&acct);
+	assert_int_equal(atomic_load(&notified), 1);
+	store_account_held_count(f->store, &quiet, &dormant);
+	assert_int_equal(dormant, 1);
+	/* Calls through the held reference open it for their time. */
+	assert_int_equal(mailbox(held, "INBOX").messages, 1);
+	store_account_held_count(f->store, &quiet, &dormant);
+	assert_int_equal(dormant, 1);
+	/* A commit needs it pinned. */
+	assert_int_equal(store_account_pin(held, &error), 0);
+	assert_int_equal(append(f->store, held, "INBOX", msg2, 0, NULL), 2);
+	store_account_unpin(held);
+	assert_int_equal(atomic_load(&notified), 2);
+
+	/* With room, an unused held account keeps its index. */
+	store_set_held_cache(f->store, 4);
+	assert_int_equal(mailbox(held, "INBOX").messages, 2);
+	store_account_held_count(f->store, &quiet, &dormant);
+	assert_int_equal(quiet, 1);
+	assert_int_equal(dormant, 0);
+	/* The last reference: idle in the cache. */
+	store_watch_remove(&watch);
+	store_account_release(&held);
+	assert_null(held);
+	store_account_held_count(f->store, &quiet, &dormant);
+	assert_int_equal(quiet + dormant, 0);
+	assert_int_equal(cache_idle_count(f->store), 1);
+
+	/* Dormant when released: gone at once, with nothing to close. */
+	assert_int_equal(store_account_open(f->store, 8, NULL, &acct, &error), 0);
+	held = store_account_hold(acct);
+	store_account_close(&acct);
+	store_set_held_cache(f->store, 0);
+	store_account_release(&held);
+	store_account_held_count(f->store, &quiet, &dormant);
+	assert_int_equal(quiet + dormant, 0);
+	assert_int_equal(cache_open_count(f->store), 2);   /* 1, and 7 idle */
+	assert_int_equal(store_account_open(f->store, 8, NULL, &acct, &error), 0);
+	assert_int_equal(mailbox(acct, "INBOX").messages, 0);
+	store_account_close(&acct);
 }
 
 /* Deleting an idle account closes it first; a deleted account opens
@@ -2017,22 +2096,30 @@ struct cache_arg {
 };
 
 /* Opens, uses and closes a few accounts at random, some appends among the
- * reads, while the cache (two idle accounts at most) closes others. */
+ * reads, while the cache (two idle accounts at most) closes others; half
+ * the time through a held reference, whose index the store closes and
+ * opens again meanwhile (at most one quiet account, or none). */
 static void *
 cache_thread(void *p)
 {
 	struct cache_arg *a = p;
-	struct store_account *acct;
+	struct store_account *acct, *held;
 	struct store_mailbox m;
 	struct store_writer *w;
 	struct store_target t;
 	const char *error;
-	int i, k;
+	int i, k, hold;
 
 	for (i = 0; i < CACHE_ROUNDS; i++) {
 		k = (int)(rand_r(&a->seed) % CACHE_ACCOUNTS);
+		hold = rand_r(&a->seed) % 2;
 		if (store_account_open(a->store, 1 + k, NULL, &acct, &error) < 0)
 			return "open";
+		if (hold) {
+			held = store_account_hold(acct);
+			store_account_close(&acct);
+			acct = held;
+		}
 		if (store_mailbox_get(acct, "INBOX", &m, &error) != 1)
 			return "get";
 		store_mailbox_clear(&m);
@@ -2043,14 +2130,26 @@ cache_thread(void *p)
 			memset(&t, 0, sizeof(t));
 			t.acct = acct;
 			t.mailbox_name = "INBOX";
+			if (hold && store_account_pin(acct, &error) < 0)
+				return "pin";
 			if (store_writer_commit(w, &t, 1, &error) != 1)
 				return "commit";
+			if (hold)
+				store_account_unpin(acct);
 			store_writer_free(&w);
 			a->appended[k]++;
 		}
-		store_account_close(&acct);
+		if (hold) {
+			if (store_mailbox_get(acct, "Sent", &m, &error) != 1)
+				return "get";
+			store_mailbox_clear(&m);
+			store_account_release(&acct);
+		} else
+			store_account_close(&acct);
 		if (i % 50 == 49)
 			store_set_account_cache(a->store, (size_t)(i / 50) % 3, 300);
+		if (i % 30 == 29)
+			store_set_held_cache(a->store, (size_t)(i / 30) % 2);
 	}
 	return NULL;
 }
@@ -2118,6 +2217,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_cache_delete, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cache_store_close, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cache_threads, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_held_account, setup, teardown),
 	};
 
 	/* The failures provoked here log errors: quiet unless asked. */

@@ -368,6 +368,12 @@ imap_append_commit_work(void *arg)
 	unsigned i, n = 0;
 
 	done = xreallocarray(NULL, a->nmsgs, sizeof(*done));
+	/* The session only holds its account: a commit needs its index open. */
+	if (store_account_pin(a->acct, &error) < 0) {
+		imap_result_fail(&a->res, error);
+		free(done);
+		return;
+	}
 	for (i = 0; i < a->nmsgs; i++) {
 		struct imap_append_msg *m = &a->msgs[i];
 
@@ -393,6 +399,7 @@ imap_append_commit_work(void *arg)
 		a->uidvalidity = t.uidvalidity;
 		done[n++] = t.uid;
 	}
+	store_account_unpin(a->acct);
 	/* All or nothing: take back what went in before the failure. */
 	if (a->res.failed && n > 0 &&
 	    store_message_expunge(a->acct, a->mailbox_id, done, n, &error) < 0)

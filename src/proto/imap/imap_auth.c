@@ -42,6 +42,7 @@ imap_account_open_work(void *arg)
 {
 	struct imap_account_open *job = arg;
 	struct directory_account a;
+	struct store_account *acct;
 	const char *error;
 	int r;
 
@@ -56,9 +57,15 @@ imap_account_open_work(void *arg)
 		job->quota.messages_limit = a.quota_messages;
 		directory_account_clear(&a);
 	}
-	if (store_account_open(job->ctx->store, job->account_id, &job->quota, &job->acct,
-	    &error) < 0)
+	if (store_account_open(job->ctx->store, job->account_id, &job->quota, &acct,
+	    &error) < 0) {
 		imap_result_fail(&job->res, error);
+		return;
+	}
+	/* The session holds the account: its index may close while the
+	 * session waits (IDLE), and each store call opens it again. */
+	job->acct = store_account_hold(acct);
+	store_account_close(&acct);
 }
 
 static void
@@ -78,8 +85,7 @@ imap_account_open_done(struct imap_session *s, void *arg)
 	struct imap_account_open *job = arg;
 
 	if (s == NULL) {
-		if (job->acct != NULL)
-			store_account_close(&job->acct);
+		store_account_release(&job->acct);
 		imap_result_clear(&job->res);
 		free(job);
 		return;

@@ -677,8 +677,7 @@ imap_session_free(struct imap_session *s)
 	if (s->view != NULL && s->view->watch != NULL)
 		store_watch_remove(&s->view->watch);
 	imap_view_free(&s->view);
-	if (s->acct != NULL)
-		store_account_close(&s->acct);
+	store_account_release(&s->acct);
 	free(s->idle_tag);
 	free(s->tag);
 	free(s->user);
