@@ -24,6 +24,9 @@ void buf_putc(struct buf *b, char c);
 void buf_printf(struct buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void buf_vprintf(struct buf *b, const char *fmt, va_list ap);
+/* Appends n in decimal (what "%llu" writes, without printf's cost: for
+ * output written once per message of a big listing). */
+void buf_put_u64(struct buf *b, unsigned long long n);
 /* Empties the buffer, keeping its memory. */
 void buf_reset(struct buf *b);
 /* Returns the contents as a C string ("" when empty); the buffer owns it. */

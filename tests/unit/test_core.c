@@ -36,6 +36,28 @@ test_buf(void **state)
 	buf_free(&b);
 }
 
+/* buf_put_u64 writes what %llu does. */
+static void
+test_buf_put_u64(void **state)
+{
+	static const unsigned long long values[] = {
+		0, 1, 9, 10, 99, 100, 4294967295ULL, 4294967296ULL, 18446744073709551615ULL,
+	};
+	struct buf b = BUF_INIT;
+	char want[32];
+	size_t i;
+
+	for (i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+		buf_reset(&b);
+		buf_putc(&b, 'x');
+		buf_put_u64(&b, values[i]);
+		snprintf(want, sizeof(want), "x%llu", values[i]);
+		assert_string_equal(buf_cstr(&b), want);
+		assert_int_equal(b.len, strlen(want));
+	}
+	buf_free(&b);
+}
+
 static void
 test_base64_roundtrip(void **state)
 {
@@ -271,6 +293,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_buf),
+		cmocka_unit_test(test_buf_put_u64),
 		cmocka_unit_test(test_base64_roundtrip),
 		cmocka_unit_test(test_base64_strict),
 		cmocka_unit_test(test_parse),

@@ -186,10 +186,14 @@ imap_fetch_begin(struct imap_fetch *f)
 		}
 		free(failed);
 	}
-	buf_printf(&f->out, "* %u FETCH (", f->idx[f->pos] + 1);
+	/* Written for each message of a listing: no printf. */
+	buf_append(&f->out, "* ", 2);
+	buf_put_u64(&f->out, f->idx[f->pos] + 1);
+	buf_append(&f->out, " FETCH (", 8);
 	if (items & IMAP_FETCH_UID) {
 		imap_fetch_sep(f, &first);
-		buf_printf(&f->out, "UID %u", m->uid);
+		buf_append(&f->out, "UID ", 4);
+		buf_put_u64(&f->out, m->uid);
 	}
 	if (items & IMAP_FETCH_FLAGS) {
 		imap_fetch_sep(f, &first);
@@ -208,7 +212,9 @@ imap_fetch_begin(struct imap_fetch *f)
 	}
 	if (items & IMAP_FETCH_MODSEQ) {
 		imap_fetch_sep(f, &first);
-		buf_printf(&f->out, "MODSEQ (%llu)", (unsigned long long)m->modseq);
+		buf_append(&f->out, "MODSEQ (", 8);
+		buf_put_u64(&f->out, m->modseq);
+		buf_putc(&f->out, ')');
 	}
 	if (items & IMAP_FETCH_EMAILID) {
 		imap_fetch_sep(f, &first);

@@ -135,23 +135,27 @@ imap_keywords_dup(const char *const *keywords)
 void
 imap_flags_format(struct buf *out, unsigned flags, const char *const *keywords)
 {
-	size_t i;
-	int first = 1;
+	/* Once per message of a listing: the system flags are put together
+	 * here and appended at once. */
+	char sys[64];
+	size_t i, n = 0, len;
 
-	buf_putc(out, '(');
+	sys[n++] = '(';
 	for (i = 0; i < sizeof(imap_system_flags) / sizeof(imap_system_flags[0]); i++) {
 		if (flags & imap_system_flags[i].flag) {
-			if (!first)
-				buf_putc(out, ' ');
-			buf_puts(out, imap_system_flags[i].name);
-			first = 0;
+			len = strlen(imap_system_flags[i].name);
+			if (n > 1)
+				sys[n++] = ' ';
+			memcpy(sys + n, imap_system_flags[i].name, len);
+			n += len;
 		}
 	}
+	buf_append(out, sys, n);
 	for (i = 0; keywords != NULL && keywords[i] != NULL; i++) {
-		if (!first)
+		if (n > 1)
 			buf_putc(out, ' ');
 		buf_puts(out, keywords[i]);
-		first = 0;
+		n = 2;
 	}
 	buf_putc(out, ')');
 }
