@@ -106,19 +106,18 @@ struct ssql_conn {
 	struct ssql_conn *next;
 };
 
-/* Threads that run the per-account parts of a commit batch (directory
- * fsyncs, index commits) side by side: the filesystem merges concurrent
- * flushes, so N accounts cost about one flush, not N. One batch at a time
- * uses it (run_lock); batches of one account do not need it. */
+/* Threads that run the parts of commit batches that wait for the disk
+ * (directory fsyncs, index commits) side by side: the filesystem merges
+ * concurrent flushes, so N of them cost about one flush, not N. Several
+ * batches (of different accounts) may use it at once. */
+struct ssql_pool_run;
 struct ssql_pool {
-	pthread_mutex_t run_lock;
 	pthread_mutex_t lock;
 	pthread_cond_t work, done;
 	pthread_t *threads;
 	size_t nthreads;
-	void (*fn)(void *arg, size_t i);
-	void *arg;
-	size_t n, next, finished;
+	struct ssql_pool_run *runs;   /* with items not yet taken */
+	size_t waiting;               /* items queued, not yet taken */
 	int quit;
 };
 

@@ -13,15 +13,19 @@
  *      check, the rows (UID = uidnext++, or the target's wanted UID when it
  *      is >= uidnext, uidnext = uid + 1; MODSEQ = ++highestmodseq) and a
  *      hard link of the temp file to msg/<mailbox-id>/<uid>.<guid>;
- *   3. one fsync per touched mailbox directory, then
+ *   3. one fsync per touched mailbox directory, and at the same time
  *   4. one COMMIT per account: the WAL fsync that makes the rows durable;
  *      3 and 4 run for all accounts at once on a pool of threads, so that
- *      the filesystem merges their flushes.
+ *      the filesystem merges their flushes, and the commit does not wait
+ *      for the directories: the replies wait for both, and a crash between
+ *      them leaves rows whose files may be missing, which the orphan sweep
+ *      expunges (no client was told they were stored).
  *
- * An error fails what it touches: a temp file's fsync its commit, a
- * directory's fsync or the index its account (the links made are removed,
- * nothing is visible). Quota, a missing mailbox, too many keywords fail the
- * one target.
+ * An error fails what it touches: a temp file's fsync its commit, the
+ * index its account (the links made are removed, nothing is visible), a
+ * directory's fsync its account too (its messages, visible for a moment,
+ * are expunged again). Quota, a missing mailbox, too many keywords fail
+ * the one target.
  *
  * Why STORE_SYNC_WRITER: concurrent fsyncs of distinct files are merged by
  * the filesystem's journal (ext4's jbd2 commits them together) and run
@@ -306,34 +310,58 @@ out:
 
 /* --- the pool ------------------------------------------------------------ */
 
+/* One ssql_pool_run call: it lives on the caller's stack until finished. */
+struct ssql_pool_run {
+	void (*fn)(void *arg, size_t i);
+	void *arg;
+	size_t n, next, finished;
+	struct ssql_pool_run *next_run;
+};
+
 void
 ssql_pool_init(struct ssql_pool *pool)
 {
 	memset(pool, 0, sizeof(*pool));
-	pthread_mutex_init(&pool->run_lock, NULL);
 	pthread_mutex_init(&pool->lock, NULL);
 	pthread_cond_init(&pool->work, NULL);
 	pthread_cond_init(&pool->done, NULL);
+}
+
+/* Takes the next item of the first queued run, under the lock; NULL when
+ * none is left. */
+static struct ssql_pool_run *
+pool_take(struct ssql_pool *pool, size_t *i_r)
+{
+	struct ssql_pool_run *run = pool->runs;
+
+	if (run == NULL)
+		return NULL;
+	*i_r = run->next++;
+	pool->waiting--;
+	if (run->next == run->n)
+		pool->runs = run->next_run;
+	return run;
 }
 
 static void *
 pool_thread(void *p)
 {
 	struct ssql_pool *pool = p;
+	struct ssql_pool_run *run;
 	size_t i;
 
 	pthread_mutex_lock(&pool->lock);
 	for (;;) {
-		while (!pool->quit && pool->next >= pool->n)
+		while (!pool->quit && pool->runs == NULL)
 			pthread_cond_wait(&pool->work, &pool->lock);
 		if (pool->quit)
 			break;
-		i = pool->next++;
+		run = pool_take(pool, &i);
 		pthread_mutex_unlock(&pool->lock);
-		pool->fn(pool->arg, i);
+		run->fn(run->arg, i);
 		pthread_mutex_lock(&pool->lock);
-		if (++pool->finished == pool->n)
-			pthread_cond_signal(&pool->done);
+		if (++run->finished == run->n)
+			pthread_cond_broadcast(&pool->done);
 	}
 	pthread_mutex_unlock(&pool->lock);
 	return NULL;
@@ -354,45 +382,52 @@ ssql_pool_destroy(struct ssql_pool *pool)
 	pthread_cond_destroy(&pool->done);
 	pthread_cond_destroy(&pool->work);
 	pthread_mutex_destroy(&pool->lock);
-	pthread_mutex_destroy(&pool->run_lock);
 }
 
 void
 ssql_pool_run(struct ssql_pool *pool, size_t n, void (*fn)(void *arg, size_t i), void *arg)
 {
-	size_t i, want = n - 1 < SSQL_POOL_MAX ? n - 1 : SSQL_POOL_MAX;
+	struct ssql_pool_run run = { fn, arg, n, 0, 0, NULL }, **pp;
+	size_t i;
 	pthread_t th;
 
 	if (n == 0)
 		return;
-	pthread_mutex_lock(&pool->run_lock);
+	if (n == 1) {
+		fn(arg, 0);
+		return;
+	}
 	pthread_mutex_lock(&pool->lock);
-	/* Threads are made as batches need them, and kept. */
-	while (pool->nthreads < want) {
+	for (pp = &pool->runs; *pp != NULL; pp = &(*pp)->next_run)
+		;
+	*pp = &run;
+	pool->waiting += n;
+	/* Threads are made as the items waiting need them, and kept. */
+	while (pool->nthreads < pool->waiting - 1 && pool->nthreads < SSQL_POOL_MAX) {
 		if (pthread_create(&th, NULL, pool_thread, pool) != 0)
 			break;
 		pool->threads = xreallocarray(pool->threads, pool->nthreads + 1,
 		    sizeof(*pool->threads));
 		pool->threads[pool->nthreads++] = th;
 	}
-	pool->fn = fn;
-	pool->arg = arg;
-	pool->n = n;
-	pool->next = 0;
-	pool->finished = 0;
 	pthread_cond_broadcast(&pool->work);
-	while (pool->next < pool->n) {
-		i = pool->next++;
+	/* The caller works on its own run too. */
+	while (run.next < run.n) {
+		i = run.next++;
+		pool->waiting--;
+		if (run.next == run.n) {
+			for (pp = &pool->runs; *pp != &run; pp = &(*pp)->next_run)
+				;
+			*pp = run.next_run;
+		}
 		pthread_mutex_unlock(&pool->lock);
 		fn(arg, i);
 		pthread_mutex_lock(&pool->lock);
-		pool->finished++;
+		run.finished++;
 	}
-	while (pool->finished < pool->n)
+	while (run.finished < run.n)
 		pthread_cond_wait(&pool->done, &pool->lock);
-	pool->n = pool->next = pool->finished = 0;
 	pthread_mutex_unlock(&pool->lock);
-	pthread_mutex_unlock(&pool->run_lock);
 }
 
 /* --- the batch ------------------------------------------------------------ */
@@ -402,10 +437,20 @@ struct batch_body {
 	int64_t body_id, thread_id;
 };
 
+/* A message a batch stored: what undoing it needs. */
+struct batch_stored {
+	int64_t mailbox_id;
+	uint32_t uid;
+};
+
 struct batch_account {
 	struct store_backend_account *ba;
 	int begun, failed;
+	int dirs_failed;           /* a directory fsync failed (maybe after COMMIT) */
+	int commit_failed;
 	struct ssql_names linked;
+	struct batch_stored *stored;
+	size_t nstored;
 	int64_t *dirs;
 	size_t ndirs;
 	struct batch_body *bodies;
@@ -559,6 +604,9 @@ target_insert(struct store_backend *be, struct batch_account *acct, struct store
 	t->uid = m.uid;
 	t->uidvalidity = mbox.uidvalidity;
 	req->mailbox_ids[ti] = mbox.id;
+	acct->stored = xreallocarray(acct->stored, acct->nstored + 1, sizeof(*acct->stored));
+	acct->stored[acct->nstored].mailbox_id = mbox.id;
+	acct->stored[acct->nstored++].uid = m.uid;
 	return 0;
 }
 
@@ -604,12 +652,22 @@ ms_between(const struct timespec *a, const struct timespec *b)
 	return (double)(b->tv_sec - a->tv_sec) * 1e3 + (double)(b->tv_nsec - a->tv_nsec) / 1e6;
 }
 
-/* Makes one account's part of a batch durable: its directories, then its
- * index commit (the connection stays locked by the leader). */
+/* The part of a batch that waits for the disk, as tasks for the pool: for
+ * k < n the directories of account k, for k >= n the index commit of
+ * account k - n (the connection stays locked by the leader). They run side
+ * by side: a commit whose links are not yet durable is harmless, since the
+ * reply waits for both, and after a crash in between the orphan sweep
+ * expunges rows whose files are missing (store_sqlite_sweep.c). */
+struct batch_finish {
+	struct batch_account *accts;
+	size_t n;
+};
+
 static void
 account_finish(void *arg, size_t k)
 {
-	struct batch_account *a = &((struct batch_account *)arg)[k];
+	struct batch_finish *f = arg;
+	struct batch_account *a = &f->accts[k % f->n];
 	sqlite3_stmt *st;
 	const char *error;
 	char dir[32];
@@ -617,22 +675,50 @@ account_finish(void *arg, size_t k)
 
 	if (a->failed)
 		return;
-	for (i = 0; i < a->ndirs; i++) {
-		snprintf(dir, sizeof(dir), "%lld", (long long)a->dirs[i]);
-		if (ssql_fsync_dir(a->ba->be, a->ba->msg_fd, dir, &error) < 0) {
-			a->failed = 1;
-			return;
+	if (k < f->n) {
+		for (i = 0; i < a->ndirs; i++) {
+			snprintf(dir, sizeof(dir), "%lld", (long long)a->dirs[i]);
+			if (ssql_fsync_dir(a->ba->be, a->ba->msg_fd, dir, &error) < 0) {
+				a->dirs_failed = 1;
+				return;
+			}
 		}
+		return;
 	}
 	if ((st = ssql_stmt(a->ba->w, SST_COMMIT, &error)) == NULL ||
 	    ssql_step_done(a->ba->w, st, &error) < 0)
-		a->failed = 1;
+		a->commit_failed = 1;
+}
+
+/* A directory fsync failed after the account's commit: the messages are
+ * visible but not durable, and their senders are told to try again, so they
+ * are expunged (their files go with them). */
+static void
+account_undo(struct batch_account *a)
+{
+	uint32_t *uids = xcalloc(a->nstored + 1, sizeof(*uids));
+	const char *error;
+	size_t i, j, n;
+	int changed;
+
+	for (i = 0; i < a->nstored; i = j) {
+		for (j = i, n = 0; j < a->nstored &&
+		    a->stored[j].mailbox_id == a->stored[i].mailbox_id; j++)
+			uids[n++] = a->stored[j].uid;
+		if (ssql_message_expunge(a->ba, a->stored[i].mailbox_id, uids, n, &changed,
+		    &error) < 0)
+			log_error(NULL, "event=store-undo-failed account=%lld mailbox=%lld "
+			    "reason=\"%s\"", (long long)a->ba->id,
+			    (long long)a->stored[i].mailbox_id, error);
+	}
+	free(uids);
 }
 
 void
 ssql_commit_batch(struct store_backend *be, struct store_commit **batch, size_t n)
 {
 	struct batch_account *accts = NULL, *a;
+	struct batch_finish finish;
 	struct store_backend_account *ba;
 	const char *error;
 	size_t nacct = 0, i, j, k, targets = 0;
@@ -682,10 +768,9 @@ ssql_commit_batch(struct store_backend *be, struct store_commit **batch, size_t 
 	}
 
 	clock_gettime(CLOCK_MONOTONIC, &t2);
-	if (nacct == 1)
-		account_finish(accts, 0);
-	else
-		ssql_pool_run(&be->pool, nacct, account_finish, accts);
+	finish.accts = accts;
+	finish.n = nacct;
+	ssql_pool_run(&be->pool, 2 * nacct, account_finish, &finish);
 	clock_gettime(CLOCK_MONOTONIC, &t3);
 	if (log_get_level() <= LOG_LEVEL_DEBUG)
 		log_debug(NULL, "event=store-batch commits=%zu targets=%zu accounts=%zu "
@@ -695,9 +780,15 @@ ssql_commit_batch(struct store_backend *be, struct store_commit **batch, size_t 
 		a = &accts[k];
 		if (!a->begun)
 			continue;
+		if (a->commit_failed)
+			a->failed = 1;
 		if (a->failed) {
 			ssql_wrollback(a->ba);
 			ssql_names_unlink(a->ba, &a->linked);
+		} else if (a->dirs_failed) {
+			ssql_wunlock(a->ba);
+			account_undo(a);
+			a->failed = 1;
 		} else {
 			ssql_wunlock(a->ba);
 			if (a->nbodies > 0)
@@ -721,6 +812,7 @@ ssql_commit_batch(struct store_backend *be, struct store_commit **batch, size_t 
 	}
 	for (k = 0; k < nacct; k++) {
 		ssql_names_free(&accts[k].linked);
+		free(accts[k].stored);
 		free(accts[k].dirs);
 		free(accts[k].bodies);
 	}

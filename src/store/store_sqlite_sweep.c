@@ -21,7 +21,10 @@
  * committed row (same mailbox, UID and GUID) is an orphan, and so is every
  * mailbox directory without a mailbox row (a deletion interrupted after
  * its commit, a creation rolled back). Files whose names are not message
- * names are left alone.
+ * names are left alone. The other way round, a committed row whose file is
+ * missing is a delivery whose COMMIT reached the disk before its directory
+ * entry did (the two are flushed side by side) and that was never
+ * acknowledged: it is expunged.
  */
 #include <ctype.h>
 #include <dirent.h>
@@ -137,7 +140,15 @@ ssql_sweep_tmp(struct store_backend *be, int64_t now)
 
 struct sweep_row {
 	uint32_t uid;
+	int found;                 /* its file is there */
 	char guid[SSQL_GUID_SIZE];
+};
+
+/* Rows whose files are missing, of one mailbox. */
+struct sweep_missing {
+	int64_t mailbox_id;
+	uint32_t *uids;
+	size_t n;
 };
 
 /* "<uid>.<guid>" as ssql_message_name makes them; 0 for other names. */
@@ -194,6 +205,7 @@ mailbox_rows(struct ssql_conn *c, int64_t mailbox_id, struct sweep_row **rows_r,
 			rows = xreallocarray(rows, cap, sizeof(*rows));
 		}
 		rows[n].uid = (uint32_t)sqlite3_column_int64(st, 0);
+		rows[n].found = 0;
 		guid = sqlite3_column_text(st, 1);
 		snprintf(rows[n].guid, sizeof(rows[n].guid), "%s",
 		    guid != NULL ? (const char *)guid : "");
@@ -209,10 +221,13 @@ mailbox_rows(struct ssql_conn *c, int64_t mailbox_id, struct sweep_row **rows_r,
 	return 0;
 }
 
-/* Unlinks the files of msg/<dirname> that have no row; adds to *count_r. */
+/* Unlinks the files of msg/<dirname> that have no row; adds to *count_r.
+ * Rows without a file go into *missing (a crash after a batch's COMMIT
+ * and before its directory fsync: store_sqlite_commit.c). */
 static int
 sweep_mailbox(struct store_backend_account *ba, struct ssql_conn *c, int64_t mailbox_id,
-    const char *dirname, size_t *count_r, const char **error_r)
+    const char *dirname, size_t *count_r, struct sweep_missing *missing,
+    const char **error_r)
 {
 	struct sweep_row *rows = NULL, *r;
 	struct dirent *de;
@@ -239,8 +254,10 @@ sweep_mailbox(struct store_backend_account *ba, struct ssql_conn *c, int64_t mai
 		if ((uid = message_name_parse(de->d_name, &guid)) == 0)
 			continue;
 		r = bsearch(&uid, rows, nrows, sizeof(*rows), row_cmp);
-		if (r != NULL && strcmp(r->guid, guid) == 0)
+		if (r != NULL && strcmp(r->guid, guid) == 0) {
+			r->found = 1;
 			continue;
+		}
 		if (unlinkat(dirfd(d), de->d_name, 0) < 0) {
 			if (errno == ENOENT)
 				continue;
@@ -254,6 +271,15 @@ sweep_mailbox(struct store_backend_account *ba, struct ssql_conn *c, int64_t mai
 	if (removed > 0 && ba->be->fsync(dirfd(d)) < 0 && rc == 0)
 		rc = store_fail_temp(error_r, "event=store-io-error op=fsync-dir account=%lld "
 		    "dir=%s reason=\"%s\"", (long long)ba->id, dirname, strerror(errno));
+	missing->mailbox_id = mailbox_id;
+	missing->n = 0;
+	for (size_t i = 0; rc == 0 && i < nrows; i++) {
+		if (rows[i].found)
+			continue;
+		missing->uids = xreallocarray(missing->uids, missing->n + 1,
+		    sizeof(*missing->uids));
+		missing->uids[missing->n++] = rows[i].uid;
+	}
 	closedir(d);
 	free(rows);
 	*count_r += removed;
@@ -300,9 +326,47 @@ id_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* Expunges rows whose message files are missing: never acknowledged
+ * deliveries (see sweep_mailbox), or files lost some other way, which no
+ * client could read anyway. */
+static void
+expunge_missing(struct store_backend_account *ba, struct sweep_missing *missing,
+    size_t nmissing)
+{
+	const char *error;
+	size_t i;
+	int changed;
+
+	for (i = 0; i < nmissing; i++) {
+		if (missing[i].n == 0)
+			continue;
+		if (ssql_message_expunge(ba, missing[i].mailbox_id, missing[i].uids,
+		    missing[i].n, &changed, &error) < 0)
+			log_warn(NULL, "event=store-missing-files-expunge-failed account=%lld "
+			    "mailbox=%lld reason=\"%s\"", (long long)ba->id,
+			    (long long)missing[i].mailbox_id, error);
+		else
+			log_warn(NULL, "event=store-missing-files-expunged account=%lld "
+			    "mailbox=%lld count=%zu", (long long)ba->id,
+			    (long long)missing[i].mailbox_id, missing[i].n);
+	}
+}
+
+static void
+missing_free(struct sweep_missing *missing, size_t nmissing)
+{
+	size_t i;
+
+	for (i = 0; i < nmissing; i++)
+		free(missing[i].uids);
+	free(missing);
+}
+
 int
 ssql_sweep_orphans(struct store_backend_account *ba, const char **error_r)
 {
+	struct sweep_missing *missing = NULL;
+	size_t nmissing = 0;
 	struct ssql_conn *c;
 	struct dirent *de;
 	sqlite3_stmt *st;
@@ -343,9 +407,12 @@ ssql_sweep_orphans(struct store_backend_account *ba, const char **error_r)
 		id = strtoll(de->d_name, &end, 10);
 		if (errno != 0 || *end != '\0')
 			continue;
-		if (bsearch(&id, ids, nids, sizeof(*ids), id_cmp) != NULL)
-			rc = sweep_mailbox(ba, c, id, de->d_name, &count, error_r);
-		else if ((rc = sweep_directory(ba, de->d_name, &count, error_r)) == 0)
+		if (bsearch(&id, ids, nids, sizeof(*ids), id_cmp) != NULL) {
+			missing = xreallocarray(missing, nmissing + 1, sizeof(*missing));
+			memset(&missing[nmissing], 0, sizeof(*missing));
+			rc = sweep_mailbox(ba, c, id, de->d_name, &count, &missing[nmissing++],
+			    error_r);
+		} else if ((rc = sweep_directory(ba, de->d_name, &count, error_r)) == 0)
 			dirs_removed = 1;
 		if (rc < 0)
 			goto fail;
@@ -359,11 +426,14 @@ ssql_sweep_orphans(struct store_backend_account *ba, const char **error_r)
 	if (count > 0)
 		log_info(NULL, "event=orphans-removed count=%zu account=%lld", count,
 		    (long long)ba->id);
+	expunge_missing(ba, missing, nmissing);
+	missing_free(missing, nmissing);
 	return 0;
 fail:
 	ssql_wrollback(ba);
 	if (d != NULL)
 		closedir(d);
 	free(ids);
+	missing_free(missing, nmissing);
 	return -1;
 }
