@@ -216,6 +216,12 @@ imap_view_load(struct imap_view *v, const struct store_message *msgs, size_t n)
 {
 	size_t i;
 
+	/* Exactly what the listing needs: a session may keep its view for
+	 * hours (IDLE), and most mailboxes then change little. */
+	if (v->count == 0 && n > v->cap && n <= UINT32_MAX) {
+		v->msgs = xreallocarray(v->msgs, n, sizeof(*v->msgs));
+		v->cap = (uint32_t)n;
+	}
 	for (i = 0; i < n; i++) {
 		if (v->count > 0 && msgs[i].uid <= v->msgs[v->count - 1].uid)
 			continue;
