@@ -297,6 +297,10 @@ def section(results, scenarios, chart_dir_rel):
         "smoke-test; `bench/run SCENARIO...` for some.",
         "",
     ]
+    if results.get("dovecot_tuned"):
+        lines[-1:-1] = ["- **Dovecot tuned** (`--dovecot-tuned`), not its defaults: "
+                        "`auth_cache_size = 10M`, and `service imap` with "
+                        "`service_count = 1000`, `process_min_avail = 4`."]
     lines += limits_md(results)
     lines += ["### Results", "",
               "Ratio = Petrel ÷ Postfix+Dovecot; \"(better)\" or \"(worse)\" says which "

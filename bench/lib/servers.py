@@ -242,7 +242,7 @@ passdb {{
   driver = passwd-file
   args = {accounts}
 }}
-userdb {{
+{auth_tuning}userdb {{
   driver = static
   args = uid=nobody gid=nogroup home={d}/mail/%d/%n
 }}
@@ -291,7 +291,7 @@ service pop3-login {{
 }}
 service imap {{
   process_limit = 12000
-  unix_listener imap-master {{
+{imap_tuning}  unix_listener imap-master {{
     mode = 0666
   }}
 }}
@@ -324,7 +324,13 @@ class Stack:
     name = "stack"
     label = "Postfix+Dovecot"
 
-    def __init__(self, work, port_base, sink_port):
+    # --dovecot-tuned: Dovecot's own advice for speed over its defaults:
+    # successful logins cached (no hash per login) and imap processes
+    # reused by one client after another instead of one per session.
+    TUNED_AUTH = "auth_cache_size = 10M\n"
+    TUNED_IMAP = "  service_count = 1000\n  process_min_avail = 4\n"
+
+    def __init__(self, work, port_base, sink_port, tuned=False):
         self.work = work
         self.pdir = os.path.join(work, "postfix")
         self.etc = os.path.join(self.pdir, "etc")
@@ -335,6 +341,7 @@ class Stack:
                       "imaps": port_base + 993, "pop3": port_base + 110,
                       "pop3s": port_base + 995}
         self.sink_port = sink_port
+        self.tuned = tuned
         self.postfix_pid = None
         self.dovecot_pid = None
 
@@ -368,7 +375,9 @@ class Stack:
                 d=self.ddir, cert=os.path.join(tls, "cert.pem"),
                 key=os.path.join(tls, "key.pem"), accounts=accounts, domain=DOMAIN,
                 imap=self.ports["imap"], imaps=self.ports["imaps"],
-                pop3=self.ports["pop3"], pop3s=self.ports["pop3s"]))
+                pop3=self.ports["pop3"], pop3s=self.ports["pop3s"],
+                auth_tuning=self.TUNED_AUTH if self.tuned else "",
+                imap_tuning=self.TUNED_IMAP if self.tuned else ""))
         # Postfix
         for sub in (self.etc, self.spool, os.path.join(self.pdir, "data")):
             os.makedirs(sub, exist_ok=True)
