@@ -321,7 +321,7 @@ void ssql_names_unlink_later(struct store_backend_account *ba, struct ssql_names
  * text in fts_pending_add, in the background on a connection of its own
  * (at once when there are no threads). */
 void ssql_fts_purge_later(struct store_backend_account *ba);
-/* The same, once the account had no new text for a few seconds:
+/* The same, once the account had no new text for half a minute:
  * deliveries in the meantime share it. */
 void ssql_fts_index_later(struct store_backend_account *ba);
 

@@ -8,7 +8,7 @@
  * transaction, ~90 WAL pages for one 4 KiB message. Here the pending rows
  * are indexed later, SSQL_FTS_BATCH per transaction, by the background
  * threads (store_sqlite_unlink.c queues the work for when the account has
- * had no new text for a few seconds, so that a busy account's deliveries
+ * had no new text for half a minute, so that a busy account's deliveries
  * share transactions and messages deleted meanwhile cost nothing), or at
  * once by a search that needs them (ssql_fts_catch_up).
  *

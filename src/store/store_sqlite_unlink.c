@@ -31,8 +31,8 @@
  * SSQL_FTS_INDEX_QUIET_MS, or SSQL_FTS_INDEX_MAX_MS after the first: one
  * transaction for a burst of deliveries, and none at all for messages a
  * POP3 client downloads and deletes meanwhile. */
-#define SSQL_FTS_INDEX_QUIET_MS 5000
-#define SSQL_FTS_INDEX_MAX_MS 30000
+#define SSQL_FTS_INDEX_QUIET_MS 30000
+#define SSQL_FTS_INDEX_MAX_MS 300000
 
 /* Work on an account's search index (store_sqlite_fts.c), not before due. */
 struct ssql_fts_job {
