@@ -195,7 +195,7 @@ def test_timeouts_and_idle_keepalive(fast_srv):
         c.readline()
         t0 = time.monotonic()
         assert c.readline().startswith("* BYE Autologout")
-        assert 1.0 < time.monotonic() - t0 < 2.8
+        assert 1.0 < time.monotonic() - t0 < 5      # 1.5 s; generous for busy machines
     c = login(p, *account)
     with c:
         time.sleep(2)
@@ -213,7 +213,7 @@ def test_timeouts_and_idle_keepalive(fast_srv):
         # The keepalives did not keep the session past timeout_imap.
         assert line.startswith("* BYE Autologout"), line
         assert keepalives >= 2, keepalives
-        assert 2.5 < time.monotonic() - t0 < 4.5
+        assert 2.5 < time.monotonic() - t0 < 8      # 3 s; generous for busy machines
 
 
 def test_qresync_with_imaplib(srv, account):

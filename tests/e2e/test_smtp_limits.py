@@ -278,7 +278,7 @@ def test_pregreet_delay_configurable(srv, petrel_factory, src_ip):
     # Off: a new client is greeted at once and may talk right away.
     c = LineClient(srv.ports["mx"], source=src_ip)
     t = time.monotonic()
-    assert c.smtp_reply()[0] == 220 and time.monotonic() - t < 0.3
+    assert c.smtp_reply()[0] == 220 and time.monotonic() - t < 1.0   # on: 1.5 s below
     c.close()
     p = petrel_factory(config={"smtp_pregreet_delay": "1500ms"})
     c = LineClient(p.ports["mx"], source=src_ip)
