@@ -195,7 +195,7 @@ METHOD = """\
   command (not the connect).
 - **IMAP 10,000-message INBOX** (issue 7). One account (user 7001) whose
   INBOX holds 10,000 messages, 2–100 KiB (2 KiB × 50^(u²) for uniform u:
-  median about 5 KiB, mean about 16 KiB, 158 MB in all; the larger ones a
+  median about 5 KiB, mean about 15 KiB, 155 MB in all; the larger ones a
   short text and a base64 attachment), most `\\Seen`, some `\\Answered`,
   `\\Flagged` or `$Forwarded`. They are written as a Maildir into Dovecot's
   mail location (file names as Dovecot's deliveries write them), indexed by
