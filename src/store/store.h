@@ -91,7 +91,7 @@ void store_flush(struct store *store);
 
 #define STORE_ACCOUNT_CACHE_MAX 1000      /* idle accounts kept open */
 #define STORE_ACCOUNT_CACHE_IDLE 300      /* seconds an idle account stays */
-#define STORE_ACCOUNT_HELD_OPEN 64        /* unused held accounts kept open */
+#define STORE_ACCOUNT_HELD_OPEN 16        /* unused held accounts kept open */
 /* Sets the idle-account cache (see store_account_open): at most max idle
  * accounts (0: none; an account is closed with its last reference), each
  * for at most idle_seconds. Defaults: STORE_ACCOUNT_CACHE_MAX, lowered to

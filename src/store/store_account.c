@@ -22,15 +22,17 @@
  * (least recently used first), after STORE_ACCOUNT_CACHE_IDLE seconds (a
  * few at every open and close), at store_account_delete and store_close.
  *
- * Why held accounts lose their index: an open index costs 70 to 150 KiB
+ * Why held accounts lose their index: an open index costs 70 to 250 KiB
  * (the parsed schema of two connections, statements, pages) and 4 to 6
- * descriptors, and an IMAP session in IDLE may wait for hours; with
- * 10,000 such sessions on as many accounts that was 62 KiB of every
- * session's 80. Notifications need no index (store_notify is in-process),
- * so only the STORE_ACCOUNT_HELD_OPEN most recently used quiet accounts
- * keep theirs (an active session's account stays open between its
- * commands); the next call on a dormant one opens it again, like a
- * delivery to an account out of the idle cache.
+ * descriptors, and an IMAP session in IDLE may wait for hours; with an
+ * account per session that was most of what each session cost (159 KiB
+ * each for 1,000 sessions, bench/imap_idle.py --accounts). Notifications
+ * need no index (store_notify is in-process), so only the
+ * STORE_ACCOUNT_HELD_OPEN most recently used quiet accounts keep theirs,
+ * and any used in the last STORE_HELD_GRACE_MS (an active session's next
+ * command finds its index open, however many sessions are active); the
+ * next call on a dormant one opens it again, like a delivery to an
+ * account out of the idle cache.
  *
  * Slow closes (an index's last close checkpoints it) run without the table
  * lock.

@@ -1,5 +1,5 @@
 """Many IMAP IDLE sessions, each on an account of its own: the store closes
-the indexes of held accounts nobody uses (it keeps the 64 most recently
+the indexes of held accounts nobody uses (it keeps the 16 most recently
 used open, and any used in the last second), and a session whose account's index was closed still hears of
 new mail, flag changes and expunges at once."""
 import json
@@ -10,7 +10,7 @@ import time
 
 from test_imap import login, message, quote  # noqa: F401
 
-IDLERS = 80          # more than the store keeps open (STORE_ACCOUNT_HELD_OPEN)
+IDLERS = 40          # more than the store keeps open (STORE_ACCOUNT_HELD_OPEN)
 PASSWORD = "idle many password"
 
 
