@@ -14,6 +14,7 @@
 #ifndef PETREL_STORE_STORE_BACKEND_H
 #define PETREL_STORE_STORE_BACKEND_H
 
+#include <pthread.h>
 #include <stdarg.h>
 
 #include "store/store.h"
@@ -44,6 +45,8 @@ struct store_commit {
 	/* store.c's own. */
 	struct store_commit *next;
 	int done;
+	int waiting;               /* its committer waits on wake */
+	pthread_cond_t *wake;
 };
 
 struct store_backend_ops {

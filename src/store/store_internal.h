@@ -43,7 +43,6 @@ struct store {
 	int janitor_quit;
 	/* The group-commit queue (store_writer.c). */
 	pthread_mutex_t commit_lock;
-	pthread_cond_t commit_cond;
 	struct store_commit *pending, **pending_tail;
 	struct store_commit *inflight;    /* in batches being committed */
 };

@@ -42,7 +42,6 @@ void
 store_commit_queue_init(struct store *store)
 {
 	pthread_mutex_init(&store->commit_lock, NULL);
-	pthread_cond_init(&store->commit_cond, NULL);
 	store->pending = NULL;
 	store->pending_tail = &store->pending;
 	store->inflight = NULL;
@@ -51,7 +50,6 @@ store_commit_queue_init(struct store *store)
 void
 store_commit_queue_destroy(struct store *store)
 {
-	pthread_cond_destroy(&store->commit_cond);
 	pthread_mutex_destroy(&store->commit_lock);
 }
 
@@ -238,25 +236,50 @@ batch_take(struct store *store, struct store_commit ***batch_r)
 	return n;
 }
 
+/* Wakes the committer of the first queued commit that could start a batch
+ * now and waits (one leading a batch takes more when it is done), under
+ * commit_lock: it leads that batch. */
+static void
+wake_next_leader(struct store *store)
+{
+	struct store_commit *c;
+
+	for (c = store->pending; c != NULL; c = c->next)
+		if (c->waiting && !req_busy(store, c)) {
+			pthread_cond_signal(c->wake);
+			return;
+		}
+}
+
 /* Queues the commit and returns once it is done. Any committer leads a
  * batch whenever one can start: batches of disjoint accounts are committed
  * side by side (their flushes overlap), while commits to an account that
- * is being committed queue up and go together in its next batch. */
+ * is being committed queue up and go together in its next one. Each
+ * committer waits on a condition of its own, woken when its commit is done
+ * or when it should lead (a broadcast would wake every waiting worker
+ * thread at each batch). */
 static void
 commit_run(struct store *store, struct store_commit *req)
 {
 	struct store_commit **batch, **pp;
+	pthread_cond_t wake;
 	size_t n, i;
 
+	pthread_cond_init(&wake, NULL);
+	req->wake = &wake;
 	pthread_mutex_lock(&store->commit_lock);
 	req->next = NULL;
 	*store->pending_tail = req;
 	store->pending_tail = &req->next;
 	while (!req->done) {
 		if ((n = batch_take(store, &batch)) == 0) {
-			pthread_cond_wait(&store->commit_cond, &store->commit_lock);
+			req->waiting = 1;
+			pthread_cond_wait(&wake, &store->commit_lock);
+			req->waiting = 0;
 			continue;
 		}
+		/* Another batch, of other accounts, may start beside this one. */
+		wake_next_leader(store);
 		pthread_mutex_unlock(&store->commit_lock);
 
 		store->ops->commit_batch(store->be, batch, n);
@@ -269,11 +292,14 @@ commit_run(struct store *store, struct store_commit *req)
 				;
 			*pp = batch[i]->next;
 			batch[i]->done = 1;
+			if (batch[i] != req)
+				pthread_cond_signal(batch[i]->wake);
 		}
 		free(batch);
-		pthread_cond_broadcast(&store->commit_cond);
+		wake_next_leader(store);
 	}
 	pthread_mutex_unlock(&store->commit_lock);
+	pthread_cond_destroy(&wake);
 }
 
 #define STORE_FLAG_MASK (STORE_FLAG_SEEN | STORE_FLAG_ANSWERED | STORE_FLAG_FLAGGED | \
