@@ -345,6 +345,7 @@ store_writer_commit(struct store_writer *w, struct store_target *targets, size_t
 	struct mime_summary *summary;
 	enum store_error first_error = STORE_OK;
 	int64_t internaldate = 0;
+	char *pinned;
 	size_t i, valid = 0;
 	int stored = 0, temp = 0;
 
@@ -368,9 +369,17 @@ store_writer_commit(struct store_writer *w, struct store_target *targets, size_t
 	req.n = n;
 	req.names = xcalloc(n + 1, sizeof(*req.names));
 	req.mailbox_ids = xcalloc(n + 1, sizeof(*req.mailbox_ids));
+	pinned = xcalloc(n + 1, sizeof(*pinned));
 	for (i = 0; i < n; i++) {
 		if (target_check(w, &targets[i], &req.names[i]) < 0)
 			continue;
+		/* Pinned for the commit: a held account's index may be closed
+		 * (store_account_hold), and the batch needs it open. */
+		if (store_account_use(targets[i].acct, error_r) == NULL) {
+			targets[i].error = STORE_ERR_TEMP;
+			continue;
+		}
+		pinned[i] = 1;
 		valid++;
 		if (internaldate == 0)
 			internaldate = targets[i].internaldate;
@@ -401,8 +410,12 @@ store_writer_commit(struct store_writer *w, struct store_target *targets, size_t
 		else if (first_error == STORE_OK)
 			first_error = targets[i].error;
 	}
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
+		if (pinned[i])
+			store_account_done(targets[i].acct);
 		free(req.names[i]);
+	}
+	free(pinned);
 	free(req.names);
 	free(req.mailbox_ids);
 	mime_summary_free(&summary);

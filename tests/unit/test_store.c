@@ -2012,15 +2012,22 @@ test_held_account(void **state)
 	assert_int_equal(mailbox(held, "INBOX").messages, 1);
 	store_account_held_count(f->store, &quiet, &dormant);
 	assert_int_equal(dormant, 1);
-	/* A commit needs it pinned. */
+	/* A commit pins it for its time (pinned by the caller or not). */
 	assert_int_equal(store_account_pin(held, &error), 0);
 	assert_int_equal(append(f->store, held, "INBOX", msg2, 0, NULL), 2);
 	store_account_unpin(held);
 	assert_int_equal(atomic_load(&notified), 2);
+	store_account_held_count(f->store, &quiet, &dormant);
+	assert_int_equal(dormant, 1);
+	assert_int_equal(append(f->store, held, "INBOX", msg3, 0, NULL), 3);
+	assert_int_equal(atomic_load(&notified), 3);
+	assert_int_equal(mailbox(held, "INBOX").messages, 3);
+	store_account_held_count(f->store, &quiet, &dormant);
+	assert_int_equal(dormant, 1);
 
 	/* With room, an unused held account keeps its index. */
 	store_set_held_cache(f->store, 4);
-	assert_int_equal(mailbox(held, "INBOX").messages, 2);
+	assert_int_equal(mailbox(held, "INBOX").messages, 3);
 	store_account_held_count(f->store, &quiet, &dormant);
 	assert_int_equal(quiet, 1);
 	assert_int_equal(dormant, 0);
