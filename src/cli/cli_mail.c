@@ -56,10 +56,6 @@ fail:
 void
 cli_mail_close(struct cli_mail *m)
 {
-	/* A command finishes its work: the search text it added is indexed
-	 * now (the daemon would put it off until the account is quiet). */
-	if (m->store != NULL)
-		store_flush(m->store);
 	if (m->acct != NULL)
 		store_account_close(&m->acct);
 	if (m->store != NULL)

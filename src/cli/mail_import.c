@@ -605,6 +605,12 @@ mail_import_close(struct mail_import *imp, int ok)
 	free(imp->mbox_name);
 	free(imp->done.slots);
 	buf_free(&imp->write_error);
+	/* An import finishes its work: the search text it added is indexed
+	 * now, not during the daemon's first logins (other commands leave
+	 * what is pending to the daemon: a crashed delivery burst can take
+	 * a while to index). */
+	if (imp->mail.store != NULL)
+		store_flush(imp->mail.store);
 	cli_mail_close(&imp->mail);
 	return rc;
 }
