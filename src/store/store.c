@@ -532,8 +532,8 @@ struct store_blob {
 	uint64_t size;
 };
 
-int
-store_blob_open(struct store_account *acct, int64_t mailbox_id, uint32_t uid,
+static int
+blob_open(struct store_account *acct, int64_t mailbox_id, uint32_t uid, const char *guid,
     struct store_blob **blob_r, const char **error_r)
 {
 	struct store_backend_account *be;
@@ -545,7 +545,7 @@ store_blob_open(struct store_account *acct, int64_t mailbox_id, uint32_t uid,
 		return -1;
 	blob = xcalloc(1, sizeof(*blob));
 	blob->ops = acct->store->ops;
-	rc = blob->ops->blob_open(be, mailbox_id, uid, &blob->bb, &blob->size, error_r);
+	rc = blob->ops->blob_open(be, mailbox_id, uid, guid, &blob->bb, &blob->size, error_r);
 	store_account_done(acct);
 	if (rc < 0) {
 		free(blob);
@@ -553,6 +553,20 @@ store_blob_open(struct store_account *acct, int64_t mailbox_id, uint32_t uid,
 	}
 	*blob_r = blob;
 	return 0;
+}
+
+int
+store_blob_open(struct store_account *acct, int64_t mailbox_id, uint32_t uid,
+    struct store_blob **blob_r, const char **error_r)
+{
+	return blob_open(acct, mailbox_id, uid, NULL, blob_r, error_r);
+}
+
+int
+store_blob_open_guid(struct store_account *acct, int64_t mailbox_id, uint32_t uid,
+    const char *guid, struct store_blob **blob_r, const char **error_r)
+{
+	return blob_open(acct, mailbox_id, uid, guid, blob_r, error_r);
 }
 
 uint64_t

@@ -86,7 +86,7 @@ void store_close(struct store **store);
 /* Waits until the background work queued so far is done: the files of
  * expunged and moved messages are removed and new search text is indexed
  * after the call returns. A shutdown does not wait for the indexing (it is
- * resumed when the account is next opened); a command-line run should. */
+ * resumed when the account is next opened); an import should. */
 void store_flush(struct store *store);
 
 #define STORE_ACCOUNT_CACHE_MAX 1000      /* idle accounts kept open */
@@ -252,6 +252,11 @@ int store_message_summary(struct store_account *acct, int64_t mailbox_id, uint32
 struct store_blob;
 int store_blob_open(struct store_account *acct, int64_t mailbox_id, uint32_t uid,
     struct store_blob **blob_r, const char **error_r);
+/* The same for a message whose GUID the caller has from a listing
+ * (store_message.guid): no index lookup. STORE_ERR_NOT_FOUND once the
+ * message is expunged, or if the GUID is not that message's. */
+int store_blob_open_guid(struct store_account *acct, int64_t mailbox_id, uint32_t uid,
+    const char *guid, struct store_blob **blob_r, const char **error_r);
 uint64_t store_blob_size(const struct store_blob *blob);
 /* Returns bytes read (0 at the end), -1 on error. */
 ssize_t store_blob_read(struct store_blob *blob, uint64_t offset, void *buf, size_t len);

@@ -125,8 +125,11 @@ struct store_backend_ops {
 	    const char *needle, int body_only, uint32_t **uids_r, size_t *count_r,
 	    const char **error_r);
 
+	/* guid: the message's, when the caller knows it (no index lookup), or
+	 * NULL. */
 	int (*blob_open)(struct store_backend_account *ba, int64_t mailbox_id, uint32_t uid,
-	    struct store_backend_blob **bb_r, uint64_t *size_r, const char **error_r);
+	    const char *guid, struct store_backend_blob **bb_r, uint64_t *size_r,
+	    const char **error_r);
 	ssize_t (*blob_read)(struct store_backend_blob *bb, uint64_t offset, void *buf,
 	    size_t len);
 	void (*blob_close)(struct store_backend_blob *bb);

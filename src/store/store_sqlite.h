@@ -150,6 +150,8 @@ struct store_backend {
 	int tmp_fd;
 	enum store_sync_mode sync_mode;
 	int (*fsync)(int fd);
+	atomic_int no_tmpfile;     /* writers use named files in tmp/ */
+	atomic_int tmpfile_checked;
 	struct ssql_pool pool;
 	struct ssql_unlinker unlinker;
 	pthread_mutex_t swept_lock;
@@ -174,7 +176,8 @@ struct store_backend_account {
 struct store_backend_writer {
 	struct store_backend *be;
 	int fd;
-	char name[48];             /* in tmp/ */
+	int anonymous;             /* O_TMPFILE: name is /proc/self/fd/<fd> */
+	char name[48];             /* in tmp/, or the /proc path */
 	char guid[SSQL_GUID_SIZE];
 	uint64_t size;
 };
@@ -392,7 +395,7 @@ int ssql_changes_since(struct store_backend_account *, int64_t, uint64_t,
     struct store_changes *, const char **);
 int ssql_search_text(struct store_backend_account *, int64_t, const char *, int,
     uint32_t **, size_t *, const char **);
-int ssql_blob_open(struct store_backend_account *, int64_t, uint32_t,
+int ssql_blob_open(struct store_backend_account *, int64_t, uint32_t, const char *,
     struct store_backend_blob **, uint64_t *, const char **);
 ssize_t ssql_blob_read(struct store_backend_blob *, uint64_t, void *, size_t);
 void ssql_blob_close(struct store_backend_blob *);

@@ -62,8 +62,30 @@ ssql_writer_new(struct store_backend *be, struct store_backend_writer **bw_r,
 
 	bw->be = be;
 	ssql_random_hex(bw->guid, 16);
-	snprintf(bw->name, sizeof(bw->name), "%s.tmp", bw->guid);
-	bw->fd = openat(be->tmp_fd, bw->name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	/* A file without a name where the filesystem allows it: nothing to
+	 * unlink after the commit and nothing left behind by a crash. It gets
+	 * its names by linkat() through /proc/self/fd. */
+	bw->fd = atomic_load(&be->no_tmpfile) ? -1 :
+	    openat(be->tmp_fd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+	if (bw->fd >= 0) {
+		bw->anonymous = 1;
+		snprintf(bw->name, sizeof(bw->name), "/proc/self/fd/%d", bw->fd);
+		if (!atomic_load(&be->tmpfile_checked)) {
+			if (access(bw->name, F_OK) < 0) {   /* no /proc */
+				atomic_store(&be->no_tmpfile, 1);
+				close(bw->fd);
+				bw->fd = -1;
+				bw->anonymous = 0;
+			}
+			atomic_store(&be->tmpfile_checked, 1);
+		}
+	} else if (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)
+		atomic_store(&be->no_tmpfile, 1);
+	if (bw->fd < 0) {
+		snprintf(bw->name, sizeof(bw->name), "%s.tmp", bw->guid);
+		bw->fd = openat(be->tmp_fd, bw->name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+		    0600);
+	}
 	if (bw->fd < 0) {
 		free(bw);
 		return store_fail_temp(error_r, "event=store-io-error op=create-temp "
@@ -116,7 +138,8 @@ void
 ssql_writer_free(struct store_backend_writer *bw)
 {
 	close(bw->fd);
-	unlinkat(bw->be->tmp_fd, bw->name, 0);
+	if (!bw->anonymous)
+		unlinkat(bw->be->tmp_fd, bw->name, 0);
 	free(bw);
 }
 
@@ -574,7 +597,9 @@ target_insert(struct store_backend *be, struct batch_account *acct, struct store
 		return -2;
 	}
 	ssql_message_name(name, mbox.id, m.uid, req->bw->guid);
-	if (linkat(be->tmp_fd, req->bw->name, ba->msg_fd, name, 0) < 0) {
+	if ((req->bw->anonymous ?
+	    linkat(AT_FDCWD, req->bw->name, ba->msg_fd, name, AT_SYMLINK_FOLLOW) :
+	    linkat(be->tmp_fd, req->bw->name, ba->msg_fd, name, 0)) < 0) {
 		log_error(NULL, "event=store-io-error op=link account=%lld file=%s "
 		    "reason=\"%s\"", (long long)ba->id, name, strerror(errno));
 		free(kw);

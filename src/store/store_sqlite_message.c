@@ -592,7 +592,8 @@ struct store_backend_blob {
 
 int
 ssql_blob_open(struct store_backend_account *ba, int64_t mailbox_id, uint32_t uid,
-    struct store_backend_blob **bb_r, uint64_t *size_r, const char **error_r)
+    const char *guid, struct store_backend_blob **bb_r, uint64_t *size_r,
+    const char **error_r)
 {
 	struct store_backend_blob *bb;
 	struct ssql_message m;
@@ -601,14 +602,24 @@ ssql_blob_open(struct store_backend_account *ba, int64_t mailbox_id, uint32_t ui
 	char name[SSQL_FILE_NAME_MAX];
 	int rc, fd;
 
-	if ((c = ssql_reader(ba, error_r)) == NULL)
-		return -1;
-	rc = ssql_message_get(c, mailbox_id, uid, &m, error_r);
-	ssql_reader_put(ba, c);
-	if (rc <= 0)
-		return rc < 0 ? -1 : store_fail(STORE_ERR_NOT_FOUND, error_r, "no such message");
-	free(m.keywords);
-	ssql_message_name(name, mailbox_id, uid, m.guid);
+	/* The file's name is all it takes: mailbox, UID and GUID. A GUID that
+	 * is not 32 lower-case hex digits names no file. */
+	if (guid != NULL) {
+		if (strlen(guid) != SSQL_GUID_SIZE - 1 ||
+		    strspn(guid, "0123456789abcdef") != SSQL_GUID_SIZE - 1)
+			return store_fail(STORE_ERR_NOT_FOUND, error_r, "no such message");
+		ssql_message_name(name, mailbox_id, uid, guid);
+	} else {
+		if ((c = ssql_reader(ba, error_r)) == NULL)
+			return -1;
+		rc = ssql_message_get(c, mailbox_id, uid, &m, error_r);
+		ssql_reader_put(ba, c);
+		if (rc <= 0)
+			return rc < 0 ? -1 : store_fail(STORE_ERR_NOT_FOUND, error_r,
+			    "no such message");
+		free(m.keywords);
+		ssql_message_name(name, mailbox_id, uid, m.guid);
+	}
 	if ((fd = openat(ba->msg_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0) {
 		if (errno == ENOENT)   /* expunged since we read the row */
 			return store_fail(STORE_ERR_NOT_FOUND, error_r, "no such message");

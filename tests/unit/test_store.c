@@ -425,6 +425,18 @@ test_append_read(void **state)
 	assert_true(msgs[0].modseq < msgs[1].modseq);
 	/* Threading: msg2 answers msg1. */
 	assert_int_equal(msgs[0].thread_id, msgs[1].thread_id);
+	/* Opened by the GUID of a listing, without the index: the right
+	 * message, and nothing for a wrong or malformed GUID. */
+	assert_int_equal(store_blob_open_guid(f->acct, inbox, u1, msgs[0].guid, &blob,
+	    &error), 0);
+	assert_int_equal(store_blob_size(blob), strlen(msg1));
+	store_blob_close(&blob);
+	assert_int_equal(store_blob_open_guid(f->acct, inbox, u1, msgs[1].guid, &blob,
+	    &error), -1);
+	assert_int_equal(store_error_code(), STORE_ERR_NOT_FOUND);
+	assert_int_equal(store_blob_open_guid(f->acct, inbox, u1, "../../../../etc/passwd",
+	    &blob, &error), -1);
+	assert_int_equal(store_error_code(), STORE_ERR_NOT_FOUND);
 	store_messages_free(&msgs, n);
 	assert_null(msgs);
 	assert_int_equal(store_message_list(f->acct, inbox, 2, 2, &msgs, &n, &error), 0);

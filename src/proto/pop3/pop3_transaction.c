@@ -151,7 +151,8 @@ pop3_read_work(void *arg)
 
 	r->outlen = 0;
 	if (r->blob == NULL &&
-	    store_blob_open(job->md->acct, job->md->mailbox_id, r->uid, &r->blob, &error) < 0) {
+	    store_blob_open_guid(job->md->acct, job->md->mailbox_id, r->uid,
+	    job->md->msgs[r->msg].guid, &r->blob, &error) < 0) {
 		r->error = store_error_code();
 		r->failed = 1;
 		if (r->error != STORE_ERR_NOT_FOUND)
