@@ -10,8 +10,8 @@ import subprocess
 import pytest
 
 from conftest import DEMO_PASSWORD, DEMO_USER, IS_ROOT, Petrel, petrel_uid_gid
-from test_smtp_helpers import (HOLD_QUEUE, inbox, inbox_count, message, mx_session, queued,
-                               send_data)
+from test_smtp_helpers import (HOLD_QUEUE, inbox, inbox_count, message, mx_session,
+                               open_temp_files, queued, send_data)
 
 pytestmark = pytest.mark.skipif(not IS_ROOT, reason="needs root: the daemon must run "
                                 "as another user, and the tmpfs must be mounted")
@@ -21,7 +21,7 @@ CONFIG = {"smtp_pregreet_delay": "0", **HOLD_QUEUE}
 
 def temp_files(p):
     return [f for d in (p.dir / "tmp", p.dir / "queue" / "tmp") if d.exists()
-            for f in d.iterdir()]
+            for f in d.iterdir()] + open_temp_files(p)
 
 
 def set_dir_modes(top, mode):

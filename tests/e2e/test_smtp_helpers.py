@@ -1,6 +1,7 @@
 """Helpers of the SMTP end-to-end tests: reading what was delivered (through
 `petrel message list/show`) and what was queued (the spool's envelopes)."""
 import json
+import os
 import re
 import subprocess
 import time
@@ -108,3 +109,24 @@ def submission_session(p, service="submission", user=DEMO_USER, password=DEMO_PA
     code, lines = c.smtp("AUTH PLAIN " + plain_response(user, password))
     assert code == 235, lines
     return c
+
+
+def open_temp_files(p):
+    """Message files being written that have no name: O_TMPFILE files in
+    DATA/tmp held open by the daemon ("DATA/tmp/#123 (deleted)")."""
+    if p.proc is None or p.proc.poll() is not None:
+        return []
+    tmp, out = str((p.dir / "tmp").resolve()) + "/", []
+    fd_dir = "/proc/%d/fd" % p.proc.pid
+    try:
+        fds = os.listdir(fd_dir)
+    except OSError:
+        return []
+    for fd in fds:
+        try:
+            target = os.readlink(os.path.join(fd_dir, fd))
+        except OSError:
+            continue
+        if target.startswith(tmp):
+            out.append(target)
+    return out

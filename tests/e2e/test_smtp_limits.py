@@ -8,7 +8,7 @@ import time
 import pytest
 
 from conftest import DEMO_USER, LineClient, petrel_cmd
-from test_smtp_helpers import inbox, inbox_count, message, send_data
+from test_smtp_helpers import inbox, inbox_count, message, open_temp_files, send_data
 
 LIMITS = {
     "smtp_max_line_length": "600",
@@ -42,7 +42,7 @@ def session(p, source, service="mx"):
 def temp_files(p):
     """Files of messages being written (the store's and the queue's)."""
     return [f for d in (p.dir / "tmp", p.dir / "queue" / "tmp") if d.exists()
-            for f in d.iterdir()]
+            for f in d.iterdir()] + open_temp_files(p)
 
 
 def wait_until(pred, timeout=10):
