@@ -601,6 +601,22 @@ ssql_reader_put(struct store_backend_account *ba, struct ssql_conn *c)
 
 /* --- the backend -------------------------------------------------------- */
 
+/* 1 when writers can use O_TMPFILE files in tmp/, linked into place
+ * through /proc/self/fd; probed once, at open. */
+static int
+tmpfile_works(int tmp_fd)
+{
+	char path[32];
+	int fd, ok;
+
+	if ((fd = openat(tmp_fd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600)) < 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	ok = access(path, F_OK) == 0;
+	close(fd);
+	return ok;
+}
+
 /* Makes a directory of the data directory, durably. */
 static int
 mkdir_durable(const char *parent, const char *path, const char **error_r)
@@ -656,6 +672,7 @@ ssql_open(const char *data_dir, struct store_backend **be_r, const char **error_
 		return -1;
 	}
 	ssql_sweep_tmp(be, time(NULL));
+	be->tmpfile = tmpfile_works(be->tmp_fd);
 	*be_r = be;
 	return 0;
 }

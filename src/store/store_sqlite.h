@@ -25,7 +25,7 @@
  * store_sqlite_message.c, store_sqlite_commit.c (writers and group commit),
  * store_sqlite_rebuild.c, store_sqlite_sweep.c (what crashes leave behind),
  * store_sqlite_unlink.c (removing files, background work) and
- * store_sqlite_fts.c (the search index).
+ * store_sqlite_fts.c (the search index and text search).
  */
 #ifndef PETREL_STORE_STORE_SQLITE_H
 #define PETREL_STORE_STORE_SQLITE_H
@@ -150,8 +150,7 @@ struct store_backend {
 	int tmp_fd;
 	enum store_sync_mode sync_mode;
 	int (*fsync)(int fd);
-	atomic_int no_tmpfile;     /* writers use named files in tmp/ */
-	atomic_int tmpfile_checked;
+	int tmpfile;               /* writers use O_TMPFILE (else <guid>.tmp) */
 	struct ssql_pool pool;
 	struct ssql_unlinker unlinker;
 	pthread_mutex_t swept_lock;

@@ -65,23 +65,12 @@ ssql_writer_new(struct store_backend *be, struct store_backend_writer **bw_r,
 	/* A file without a name where the filesystem allows it: nothing to
 	 * unlink after the commit and nothing left behind by a crash. It gets
 	 * its names by linkat() through /proc/self/fd. */
-	bw->fd = atomic_load(&be->no_tmpfile) ? -1 :
-	    openat(be->tmp_fd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+	bw->fd = be->tmpfile ? openat(be->tmp_fd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600) :
+	    -1;
 	if (bw->fd >= 0) {
 		bw->anonymous = 1;
 		snprintf(bw->name, sizeof(bw->name), "/proc/self/fd/%d", bw->fd);
-		if (!atomic_load(&be->tmpfile_checked)) {
-			if (access(bw->name, F_OK) < 0) {   /* no /proc */
-				atomic_store(&be->no_tmpfile, 1);
-				close(bw->fd);
-				bw->fd = -1;
-				bw->anonymous = 0;
-			}
-			atomic_store(&be->tmpfile_checked, 1);
-		}
-	} else if (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)
-		atomic_store(&be->no_tmpfile, 1);
-	if (bw->fd < 0) {
+	} else {
 		snprintf(bw->name, sizeof(bw->name), "%s.tmp", bw->guid);
 		bw->fd = openat(be->tmp_fd, bw->name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
 		    0600);

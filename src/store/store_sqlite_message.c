@@ -1,6 +1,6 @@
 /*
  * Messages in the SQLite index: listing, flags and keywords, copy, move,
- * expunge, changes since a MODSEQ, search, parsed summaries and the message
+ * expunge, changes since a MODSEQ, parsed summaries and the message
  * files themselves.
  *
  * A copy is a hard link of the source file under the new name; a move adds
@@ -22,9 +22,6 @@
 #include "core/xmalloc.h"
 #include "mail/mime.h"
 #include "store/store_sqlite.h"
-
-/* Needles shorter than this (in characters) cannot use the trigram index. */
-#define SSQL_TRIGRAM_MIN 3
 
 /* --- rows --------------------------------------------------------------- */
 
@@ -482,105 +479,6 @@ ssql_changes_since(struct store_backend_account *ba, int64_t mailbox_id, uint64_
 fail:
 	ssql_reader_put(ba, c);
 	store_changes_clear(changes_r);
-	return -1;
-}
-
-/* Characters (not bytes) of UTF-8 text. */
-static size_t
-utf8_chars(const char *s)
-{
-	size_t n = 0;
-
-	for (; *s != '\0'; s++)
-		n += ((unsigned char)*s & 0xc0) != 0x80;
-	return n;
-}
-
-int
-ssql_search_text(struct store_backend_account *ba, int64_t mailbox_id, const char *needle,
-    int body_only, uint32_t **uids_r, size_t *count_r, const char **error_r)
-{
-	struct buf pat = BUF_INIT;
-	struct ssql_conn *c;
-	sqlite3_stmt *st = NULL;
-	const char *sql, *p;
-	uint32_t *uids = NULL;
-	size_t n = 0, cap = 0, chars = utf8_chars(needle);
-	int rc;
-
-	if (chars >= SSQL_TRIGRAM_MIN) {
-		/* An FTS5 string: "..." with " doubled; with the trigram
-		 * tokenizer a phrase matches as a substring. */
-		buf_puts(&pat, body_only ? "body : \"" : "{header body} : \"");
-		for (p = needle; *p != '\0'; p++) {
-			if (*p == '"')
-				buf_putc(&pat, '"');
-			buf_putc(&pat, *p);
-		}
-		buf_putc(&pat, '"');
-		sql = "SELECT m.uid FROM messages m WHERE m.mailbox_id = ?1 AND m.body_id IN"
-		    " (SELECT rowid FROM search WHERE search MATCH ?2) ORDER BY m.uid";
-	} else if (chars == 0) {
-		sql = "SELECT uid FROM messages WHERE mailbox_id = ?1 ORDER BY uid";
-	} else {
-		/* Too short for trigrams: a scan of the stored text. */
-		buf_putc(&pat, '%');
-		for (p = needle; *p != '\0'; p++) {
-			if (*p == '%' || *p == '_' || *p == '\\')
-				buf_putc(&pat, '\\');
-			buf_putc(&pat, *p);
-		}
-		buf_putc(&pat, '%');
-		sql = body_only ?
-		    "SELECT m.uid FROM messages m JOIN search_text t ON t.id = m.body_id"
-		    " WHERE m.mailbox_id = ?1 AND t.body LIKE ?2 ESCAPE '\\' ORDER BY m.uid" :
-		    "SELECT m.uid FROM messages m JOIN search_text t ON t.id = m.body_id"
-		    " WHERE m.mailbox_id = ?1 AND (t.body LIKE ?2 ESCAPE '\\'"
-		    " OR t.header LIKE ?2 ESCAPE '\\') ORDER BY m.uid";
-	}
-	if ((c = ssql_reader(ba, error_r)) == NULL) {
-		buf_free(&pat);
-		return -1;
-	}
-	/* Text delivered since the background indexer last ran is indexed
-	 * first, so that the trigram search sees every message. */
-	if (chars >= SSQL_TRIGRAM_MIN && ssql_fts_pending(c, 1)) {
-		ssql_reader_put(ba, c);
-		if (ssql_fts_catch_up(ba, error_r) < 0 ||
-		    (c = ssql_reader(ba, error_r)) == NULL) {
-			buf_free(&pat);
-			return -1;
-		}
-	}
-	if ((rc = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL)) != SQLITE_OK) {
-		ssql_error(c, rc, error_r);
-		goto fail;
-	}
-	sqlite3_bind_int64(st, 1, mailbox_id);
-	if (chars > 0)
-		sqlite3_bind_text(st, 2, buf_cstr(&pat), (int)pat.len, SQLITE_STATIC);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (n == cap) {
-			cap = cap ? cap * 2 : 64;
-			uids = xreallocarray(uids, cap, sizeof(*uids));
-		}
-		uids[n++] = (uint32_t)sqlite3_column_int64(st, 0);
-	}
-	if (rc != SQLITE_DONE) {
-		ssql_error(c, rc, error_r);
-		goto fail;
-	}
-	sqlite3_finalize(st);
-	ssql_reader_put(ba, c);
-	buf_free(&pat);
-	*uids_r = uids;
-	*count_r = n;
-	return 0;
-fail:
-	sqlite3_finalize(st);
-	ssql_reader_put(ba, c);
-	buf_free(&pat);
-	free(uids);
 	return -1;
 }
 
