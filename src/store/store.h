@@ -149,6 +149,11 @@ void store_account_close(struct store_account **acct);
  */
 struct store_account *store_account_hold(struct store_account *acct);
 void store_account_release(struct store_account **acct);
+/* The holder of an account is going to wait (an IMAP session entering
+ * IDLE): if nothing uses the account, its index need not stay open for
+ * the grace after the last call; it is closed at the next trim, unless it
+ * is among the STORE_ACCOUNT_HELD_OPEN most recently used. Never blocks. */
+void store_account_rest(struct store_account *acct);
 /* Keeps the index of an account open (reopening it if it was closed) until
  * store_account_unpin: what store_writer_commit needs of the accounts of
  * its targets. References from store_account_open are pinned already. */

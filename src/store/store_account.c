@@ -32,12 +32,19 @@
  * and any used in the last STORE_HELD_GRACE_MS (an active session's next
  * command finds its index open, however many sessions are active); the
  * next call on a dormant one opens it again, like a delivery to an
- * account out of the idle cache.
+ * account out of the idle cache. A session that is going to wait says so
+ * (store_account_rest, IMAP IDLE): its account then goes without the
+ * grace, so that a burst of logins that each end in IDLE does not keep
+ * every index it opened open for a second (peak memory that the
+ * allocator keeps long after the indexes close: bench/run imap-idle-10k).
  *
  * Slow closes (an index's last close checkpoints it) run without the table
  * lock.
  */
 #include <pthread.h>
+#ifdef __GLIBC__
+#include <malloc.h>     /* malloc_trim */
+#endif
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -54,6 +61,7 @@
  * command of an active session finds its index open, however many. */
 #define STORE_HELD_GRACE_MS 1000
 #define STORE_JANITOR_MS 1000       /* how often the lists are trimmed */
+#define STORE_RELEASE_MS 10000      /* janitor_release while closes go on */
 
 static uint64_t
 mono_ms(void)
@@ -152,6 +160,36 @@ lru_unlink(struct store_account *acct)
 	acct->lru = NULL;
 }
 
+/* Puts an account into its list as unused since at least grace_ms ago:
+ * after the ones used more recently, before older ones (the list stays in
+ * idle_since order, newest first), so that a trim over the count closes
+ * it once the older ones are closed, without waiting for the grace. The
+ * walk from the tail passes only accounts past the grace, which the
+ * trims keep few. */
+static void
+lru_push_rested(struct store_lru *lru, struct store_account *acct, uint64_t grace_ms)
+{
+	struct store_account *after = lru->tail;
+	uint64_t now = mono_ms(), since = now > grace_ms ? now - grace_ms : 0;
+
+	if (acct->idle_since > since)
+		acct->idle_since = since;
+	while (after != NULL && after->idle_since < acct->idle_since)
+		after = after->idle_prev;
+	acct->idle_prev = after;
+	acct->idle_next = after != NULL ? after->idle_next : lru->head;
+	if (acct->idle_next != NULL)
+		acct->idle_next->idle_prev = acct;
+	else
+		lru->tail = acct;
+	if (after != NULL)
+		after->idle_next = acct;
+	else
+		lru->head = acct;
+	lru->n++;
+	acct->lru = lru;
+}
+
 /* Takes the accounts of an LRU that must go (over max, or unused for too
  * long: a few at a time, the caller pays for closing them), marks them
  * closing and prepends them to *list (linked through idle_next), for
@@ -219,6 +257,7 @@ accounts_destroy(struct store *store, struct store_account *list)
 		pthread_mutex_lock(&store->accounts_lock);
 		acct->be = NULL;
 		acct->closing = 0;
+		store->nclosed++;
 		gone = acct->refs == 0;
 		if (gone)
 			table_remove(store, acct);
@@ -275,15 +314,46 @@ cache_max_default(const struct store_backend_ops *ops)
 	return max;
 }
 
+/* Gives the memory of closed indexes back to the system once closes stop
+ * (none in the last round), or at least every STORE_RELEASE_MS while they
+ * go on. An index's memory comes from the heap of the worker thread that
+ * opened it, so a burst of logins (each opening its account's index, the
+ * others' in the grace still open) leaves every worker heap as large as
+ * its peak: megabytes that the allocator keeps, unused, until trimmed
+ * (glibc frees only the top of a heap by itself). Called with the table
+ * lock held, returns with it held. */
+static void
+janitor_release(struct store *store, uint64_t *seen, uint64_t *released,
+    uint64_t *released_ms)
+{
+	uint64_t closed = store->nclosed, now = mono_ms(), t0;
+
+	if (closed != *released && (closed == *seen || now - *released_ms >= STORE_RELEASE_MS)) {
+		pthread_mutex_unlock(&store->accounts_lock);
+		t0 = mono_ms();
+#ifdef __GLIBC__
+		malloc_trim(0);
+#endif
+		log_debug(NULL, "event=store-memory-released indexes_closed=%llu ms=%llu",
+		    (unsigned long long)(closed - *released),
+		    (unsigned long long)(mono_ms() - t0));
+		pthread_mutex_lock(&store->accounts_lock);
+		*released = closed;
+		*released_ms = now;
+	}
+	*seen = closed;
+}
+
 /* Trims the lists every STORE_JANITOR_MS, so that accounts over the
  * counts (past the grace) or unused for too long close even when no
- * store call comes to do it. */
+ * store call comes to do it, and releases their memory. */
 static void *
 janitor_main(void *arg)
 {
 	struct store *store = arg;
 	struct store_account *list;
 	struct timespec ts;
+	uint64_t seen = 0, released = 0, released_ms = mono_ms();
 
 	pthread_mutex_lock(&store->accounts_lock);
 	while (!store->janitor_quit) {
@@ -301,6 +371,7 @@ janitor_main(void *arg)
 		pthread_mutex_unlock(&store->accounts_lock);
 		accounts_destroy(store, list);
 		pthread_mutex_lock(&store->accounts_lock);
+		janitor_release(store, &seen, &released, &released_ms);
 	}
 	pthread_mutex_unlock(&store->accounts_lock);
 	return NULL;
@@ -604,6 +675,19 @@ store_account_release(struct store_account **acctp)
 	}
 	lru_unlink(acct);
 	account_unreferenced(store, acct);
+}
+
+void
+store_account_rest(struct store_account *acct)
+{
+	struct store *store = acct->store;
+
+	pthread_mutex_lock(&store->accounts_lock);
+	if (acct->lru == &store->quiet) {
+		lru_unlink(acct);
+		lru_push_rested(&store->quiet, acct, STORE_HELD_GRACE_MS);
+	}
+	pthread_mutex_unlock(&store->accounts_lock);
 }
 
 struct store_backend_account *

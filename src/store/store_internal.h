@@ -37,6 +37,7 @@ struct store {
 	size_t held_max;           /* quiet accounts whose index stays open */
 	uint64_t cache_idle_ms;
 	size_t ndormant;           /* held accounts with their index closed */
+	uint64_t nclosed;          /* indexes closed so far */
 	/* The thread that trims the lists every second (store_account.c). */
 	pthread_t janitor;
 	pthread_cond_t janitor_cond;

@@ -2065,6 +2065,43 @@ test_held_account(void **state)
 	store_account_close(&acct);
 }
 
+/* A held account whose holder rests (IMAP IDLE) loses its index at the
+ * next trim when the quiet list is over its count, without the grace; a
+ * more recently used one keeps its own; calls open it again; resting an
+ * account in use or already dormant changes nothing. */
+static void
+test_held_account_rest(void **state)
+{
+	struct fixture *f = *state;
+	struct store_account *acct, *a, *b;
+	const char *error;
+	size_t quiet, dormant;
+
+	assert_int_equal(store_account_open(f->store, 7, NULL, &acct, &error), 0);
+	a = store_account_hold(acct);
+	store_account_close(&acct);
+	assert_int_equal(store_account_open(f->store, 8, NULL, &acct, &error), 0);
+	b = store_account_hold(acct);
+	/* In use: resting it does nothing. */
+	store_account_rest(b);
+	store_account_close(&acct);
+	store_account_rest(a);
+	/* One quiet index kept: a rested, so it goes, b stays. */
+	store_set_held_cache(f->store, 1);
+	store_account_held_count(f->store, &quiet, &dormant);
+	assert_int_equal(quiet, 1);
+	assert_int_equal(dormant, 1);
+	/* Dormant: resting it again does nothing; a call opens it. */
+	store_account_rest(a);
+	assert_int_equal(mailbox(a, "INBOX").messages, 0);
+	store_account_held_count(f->store, &quiet, &dormant);
+	assert_int_equal(quiet + dormant, 2);
+	store_account_release(&a);
+	store_account_release(&b);
+	store_account_held_count(f->store, &quiet, &dormant);
+	assert_int_equal(quiet + dormant, 0);
+}
+
 /* Deleting an idle account closes it first; a deleted account opens
  * empty; an account in use cannot be deleted. */
 static void
@@ -2274,6 +2311,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_cache_store_close, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cache_threads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_held_account, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_held_account_rest, setup, teardown),
 	};
 
 	/* The failures provoked here log errors: quiet unless asked. */

@@ -9,6 +9,18 @@
 
 #include "proto/imap/imap_private.h"
 
+/* The session waits: its account's index need not stay open for it (the
+ * store keeps a few open; notifications need none), nor its parser. */
+static void
+imap_idle_rest(struct imap_session *s)
+{
+	if (s->input != IMAP_INPUT_IDLE)
+		return;
+	if (s->acct != NULL)
+		store_account_rest(s->acct);
+	imap_session_rest(s);
+}
+
 void
 imap_cmd_idle(struct imap_session *s, const struct imap_cmd *cmd)
 {
@@ -19,6 +31,7 @@ imap_cmd_idle(struct imap_session *s, const struct imap_cmd *cmd)
 	net_conn_puts(s->conn, "+ idling\r\n");
 	s->input = IMAP_INPUT_IDLE;
 	imap_keepalive_start(s);
+	imap_idle_rest(s);
 	net_conn_resume(s->conn);
 	/* Whatever happened since the last command goes out now. */
 	if (s->view != NULL && (s->view->dirty || s->view->npending > 0 ||
@@ -30,6 +43,7 @@ static void
 imap_idle_synced(struct imap_session *s)
 {
 	/* Input stays IDLE: the job's end resumes reading for DONE. */
+	imap_idle_rest(s);
 }
 
 void

@@ -119,7 +119,7 @@ struct imap_session {
 	const struct config *cfg;
 	enum imap_state state;
 	enum imap_input input;
-	struct imap_parser *parser;
+	struct imap_parser *parser;     /* NULL in IDLE (imap_session_rest) */
 	unsigned enabled;               /* IMAP_ENABLED_* */
 
 	/* Authentication. */
@@ -179,6 +179,10 @@ int imap_rev2(const struct imap_session *s);
 void imap_input_commands(struct imap_session *s);
 /* Login succeeded (s->user, s->acct set): the authenticated state. */
 void imap_session_logged_in(struct imap_session *s);
+/* The session waits for a line that is not a command (IDLE's DONE): it
+ * keeps no command parser until it reads commands again. Only between
+ * commands, from a command handler or later. */
+void imap_session_rest(struct imap_session *s);
 /* TLS starts: the parser forgets the plaintext. */
 void imap_session_tls_reset(struct imap_session *s);
 /* IDLE's keepalive timer ("* OK Still here"). */

@@ -523,10 +523,14 @@ static int
 imap_read_command(struct imap_session *s)
 {
 	enum imap_parse_result r;
-	size_t left = imap_parser_literal_left(s->parser), used, len;
+	size_t left, used, len;
 	char *line;
 	int n;
 
+	if (s->parser == NULL)
+		s->parser = imap_parser_new(s->state == IMAP_STATE_NOT_AUTH ?
+		    &imap_limits_prelogin : &imap_limits);
+	left = imap_parser_literal_left(s->parser);
 	if (left > 0) {
 		struct evbuffer *in = net_conn_input(s->conn);
 		struct evbuffer_iovec v;
@@ -602,6 +606,14 @@ imap_session_logged_in(struct imap_session *s)
 }
 
 void
+imap_session_rest(struct imap_session *s)
+{
+	/* Between commands the parser holds nothing but its buffers, about
+	 * a kilobyte; the next command line gets a new one. */
+	imap_parser_free(&s->parser);
+}
+
+void
 imap_session_tls_reset(struct imap_session *s)
 {
 	imap_parser_reset(s->parser, &imap_limits_prelogin);
@@ -655,7 +667,7 @@ imap_event(void *arg, enum net_event ev)
 		/* Idle sessions go now; busy ones after their command. */
 		if (!s->busy && s->auth == NULL && s->append == NULL &&
 		    (s->input == IMAP_INPUT_COMMAND || s->input == IMAP_INPUT_IDLE) &&
-		    imap_parser_size(s->parser) == 0)
+		    (s->parser == NULL || imap_parser_size(s->parser) == 0))
 			imap_close(s, "Server shutting down");
 		break;
 	case NET_EV_DRAINED:
