@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sqlite3.h>
+
 #include "cli/cli.h"
 
 static const struct {
@@ -54,6 +56,10 @@ main(int argc, char **argv)
 	int nargs = 0, i, rc;
 	size_t c;
 
+	/* Before SQLite's first use: nothing reads its memory statistics, and
+	 * keeping them takes a process-wide mutex on every allocation, which
+	 * the store's worker threads contended for. */
+	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 	memset(&cli, 0, sizeof(cli));
 	args = calloc((size_t)argc + 1, sizeof(*args));
 	if (args == NULL)

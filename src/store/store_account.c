@@ -62,6 +62,10 @@
 #define STORE_HELD_GRACE_MS 1000
 #define STORE_JANITOR_MS 1000       /* how often the lists are trimmed */
 #define STORE_RELEASE_MS 10000      /* janitor_release while closes go on */
+/* An idle account unused this long is trimmed (STORE_PARK_BATCH at most
+ * per janitor round). */
+#define STORE_IDLE_PARK_MS 2000
+#define STORE_PARK_BATCH 64
 
 static uint64_t
 mono_ms(void)
@@ -271,29 +275,101 @@ accounts_destroy(struct store *store, struct store_account *list)
 }
 
 /* The last reference to an account whose index is open and unused went:
- * it is trimmed (without the table lock; meanwhile it is closing to
- * others) and kept idle, or closed. Called with the table lock held,
+ * it is kept idle, or closed. It is trimmed later, by the janitor, once
+ * unused for STORE_IDLE_PARK_MS: a delivery opens and closes its
+ * recipient's account for every message, and trimming at every close made
+ * each one prepare its statements again. Called with the table lock held,
  * returns without it. */
 static void
 account_unreferenced(struct store *store, struct store_account *acct)
 {
 	struct store_account *list = NULL, *trimmed;
-	int keep = store->cache_max > 0;
 
-	acct->closing = 1;
-	pthread_mutex_unlock(&store->accounts_lock);
-	keep = keep && store->ops->account_park(acct->be);
-	pthread_mutex_lock(&store->accounts_lock);
-	if (keep) {
-		acct->closing = 0;
+	if (store->cache_max > 0) {
+		acct->parked = 0;
 		lru_push(&store->idle, acct);
-		pthread_cond_broadcast(&store->accounts_cond);
-	} else
+	} else {
+		acct->closing = 1;
+		acct->idle_next = NULL;
 		list = acct;
+	}
 	trimmed = cache_trim(store, store->cache_max, store->held_max);
 	pthread_mutex_unlock(&store->accounts_lock);
 	accounts_destroy(store, list);
 	accounts_destroy(store, trimmed);
+}
+
+/* Puts an account back into an LRU list where its idle_since belongs
+ * (the list is newest first). Called with the table lock held. */
+static void
+lru_insert_ordered(struct store_lru *lru, struct store_account *acct)
+{
+	struct store_account *after = lru->tail;
+	uint64_t since = acct->idle_since;
+
+	while (after != NULL && after->idle_since < since)
+		after = after->idle_prev;
+	if (after == NULL) {
+		lru_push(lru, acct);
+		acct->idle_since = since;
+		return;
+	}
+	acct->idle_prev = after;
+	acct->idle_next = after->idle_next;
+	if (after->idle_next != NULL)
+		after->idle_next->idle_prev = acct;
+	else
+		lru->tail = acct;
+	after->idle_next = acct;
+	lru->n++;
+	acct->lru = lru;
+}
+
+/* Trims the idle accounts unused for STORE_IDLE_PARK_MS (their statements
+ * and page caches go; what is left is descriptors and the schema), a
+ * bounded number per call, without the table lock: meanwhile they are out
+ * of the list and closing to others. One that cannot be trimmed (its
+ * index is damaged) is closed. Called with the table lock held, returns
+ * with it held. */
+static void
+idle_park(struct store *store)
+{
+	struct store_account *batch[STORE_PARK_BATCH], *acct, *prev, *list = NULL;
+	uint64_t now = mono_ms();
+	size_t i, n = 0;
+
+	for (acct = store->idle.tail; acct != NULL && n < STORE_PARK_BATCH; acct = prev) {
+		prev = acct->idle_prev;
+		if (now - acct->idle_since < STORE_IDLE_PARK_MS)
+			break;
+		if (acct->parked)
+			continue;
+		lru_unlink(acct);
+		acct->closing = 1;
+		batch[n++] = acct;
+	}
+	if (n == 0)
+		return;
+	pthread_mutex_unlock(&store->accounts_lock);
+	for (i = 0; i < n; i++)
+		batch[i]->parked = store->ops->account_park(batch[i]->be) ? 1 : -1;
+	pthread_mutex_lock(&store->accounts_lock);
+	for (i = 0; i < n; i++) {
+		acct = batch[i];
+		if (acct->parked < 0) {
+			acct->idle_next = list;
+			list = acct;
+			continue;
+		}
+		acct->closing = 0;
+		lru_insert_ordered(&store->idle, acct);
+	}
+	pthread_cond_broadcast(&store->accounts_cond);
+	if (list != NULL) {
+		pthread_mutex_unlock(&store->accounts_lock);
+		accounts_destroy(store, list);
+		pthread_mutex_lock(&store->accounts_lock);
+	}
 }
 
 /* --- the store's side --------------------------------------------------- */
@@ -371,6 +447,7 @@ janitor_main(void *arg)
 		pthread_mutex_unlock(&store->accounts_lock);
 		accounts_destroy(store, list);
 		pthread_mutex_lock(&store->accounts_lock);
+		idle_park(store);
 		janitor_release(store, &seen, &released, &released_ms);
 	}
 	pthread_mutex_unlock(&store->accounts_lock);
@@ -459,6 +536,19 @@ store_account_cache_count(struct store *store, size_t *open_r, size_t *idle_r)
 	pthread_mutex_unlock(&store->accounts_lock);
 }
 
+size_t
+store_account_parked_count(struct store *store)
+{
+	struct store_account *acct;
+	size_t n = 0;
+
+	pthread_mutex_lock(&store->accounts_lock);
+	for (acct = store->idle.head; acct != NULL; acct = acct->idle_next)
+		n += acct->parked > 0;
+	pthread_mutex_unlock(&store->accounts_lock);
+	return n;
+}
+
 void
 store_account_held_count(struct store *store, size_t *quiet_r, size_t *dormant_r)
 {
@@ -532,7 +622,7 @@ account_pin(struct store *store, struct store_account *acct, const char **error_
 }
 
 /* Drops a pin; an account left unused goes into its list (idle ones are
- * trimmed first). Called with the table lock held, returns without it. */
+ * trimmed later, by the janitor). Called with the table lock held, returns without it. */
 static void
 account_unpin(struct store *store, struct store_account *acct)
 {

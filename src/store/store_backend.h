@@ -188,6 +188,8 @@ void store_set_fsync(struct store *store, int (*fn)(int fd));
 void store_sweep_tmp(struct store *store, int64_t now);
 /* Accounts with their index open (in use, idle or quiet) and idle ones. */
 void store_account_cache_count(struct store *store, size_t *open_r, size_t *idle_r);
+/* Idle accounts already trimmed (store_account.c: STORE_IDLE_PARK_MS). */
+size_t store_account_parked_count(struct store *store);
 /* Held accounts nothing uses: with their index open (quiet) and closed
  * (dormant). */
 void store_account_held_count(struct store *store, size_t *quiet_r, size_t *dormant_r);

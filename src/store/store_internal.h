@@ -70,6 +70,7 @@ struct store_account {
 	unsigned pins;             /* opens and running calls: be must stay open */
 	int opening;               /* be not ready yet */
 	int closing;               /* be being trimmed or closed: not usable */
+	int parked;                /* idle and trimmed (-1: trimming failed) */
 	uint64_t idle_since;       /* ms, monotonic: when it went into its list */
 	struct store_backend_account *be;   /* NULL: dormant */
 	pthread_mutex_t lock;      /* quota, watches */

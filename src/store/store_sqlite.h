@@ -113,9 +113,9 @@ struct ssql_conn {
 struct ssql_pool_run;
 struct ssql_pool {
 	pthread_mutex_t lock;
-	pthread_cond_t work, done;
+	pthread_cond_t work;
 	pthread_t *threads;
-	size_t nthreads;
+	size_t nthreads, idle;        /* idle: waiting for work */
 	struct ssql_pool_run *runs;   /* with items not yet taken */
 	size_t waiting;               /* items queued, not yet taken */
 	int quit;

@@ -322,11 +322,14 @@ out:
 
 /* --- the pool ------------------------------------------------------------ */
 
-/* One ssql_pool_run call: it lives on the caller's stack until finished. */
+/* One ssql_pool_run call: it lives on the caller's stack until finished,
+ * and its caller waits on its own condition (woken once, when the last
+ * item is done). */
 struct ssql_pool_run {
 	void (*fn)(void *arg, size_t i);
 	void *arg;
 	size_t n, next, finished;
+	pthread_cond_t done;
 	struct ssql_pool_run *next_run;
 };
 
@@ -336,11 +339,10 @@ ssql_pool_init(struct ssql_pool *pool)
 	memset(pool, 0, sizeof(*pool));
 	pthread_mutex_init(&pool->lock, NULL);
 	pthread_cond_init(&pool->work, NULL);
-	pthread_cond_init(&pool->done, NULL);
 }
 
-/* Takes the next item of the first queued run, under the lock; NULL when
- * none is left. */
+/* Takes the next item of the first queued run; NULL when none is left.
+ * Called with the lock held. */
 static struct ssql_pool_run *
 pool_take(struct ssql_pool *pool, size_t *i_r)
 {
@@ -355,6 +357,14 @@ pool_take(struct ssql_pool *pool, size_t *i_r)
 	return run;
 }
 
+/* An item of run is done. Called with the lock held. */
+static void
+pool_finished(struct ssql_pool_run *run)
+{
+	if (++run->finished == run->n)
+		pthread_cond_signal(&run->done);
+}
+
 static void *
 pool_thread(void *p)
 {
@@ -364,16 +374,18 @@ pool_thread(void *p)
 
 	pthread_mutex_lock(&pool->lock);
 	for (;;) {
-		while (!pool->quit && pool->runs == NULL)
+		while (!pool->quit && pool->runs == NULL) {
+			pool->idle++;
 			pthread_cond_wait(&pool->work, &pool->lock);
+			pool->idle--;
+		}
 		if (pool->quit)
 			break;
 		run = pool_take(pool, &i);
 		pthread_mutex_unlock(&pool->lock);
 		run->fn(run->arg, i);
 		pthread_mutex_lock(&pool->lock);
-		if (++run->finished == run->n)
-			pthread_cond_broadcast(&pool->done);
+		pool_finished(run);
 	}
 	pthread_mutex_unlock(&pool->lock);
 	return NULL;
@@ -391,7 +403,6 @@ ssql_pool_destroy(struct ssql_pool *pool)
 	for (i = 0; i < pool->nthreads; i++)
 		pthread_join(pool->threads[i], NULL);
 	free(pool->threads);
-	pthread_cond_destroy(&pool->done);
 	pthread_cond_destroy(&pool->work);
 	pthread_mutex_destroy(&pool->lock);
 }
@@ -399,8 +410,8 @@ ssql_pool_destroy(struct ssql_pool *pool)
 void
 ssql_pool_run(struct ssql_pool *pool, size_t n, void (*fn)(void *arg, size_t i), void *arg)
 {
-	struct ssql_pool_run run = { fn, arg, n, 0, 0, NULL }, **pp;
-	size_t i;
+	struct ssql_pool_run run, *taken, **pp;
+	size_t i, wake;
 	pthread_t th;
 
 	if (n == 0)
@@ -409,37 +420,51 @@ ssql_pool_run(struct ssql_pool *pool, size_t n, void (*fn)(void *arg, size_t i),
 		fn(arg, 0);
 		return;
 	}
+	memset(&run, 0, sizeof(run));
+	run.fn = fn;
+	run.arg = arg;
+	run.n = n;
+	pthread_cond_init(&run.done, NULL);
 	pthread_mutex_lock(&pool->lock);
 	for (pp = &pool->runs; *pp != NULL; pp = &(*pp)->next_run)
 		;
 	*pp = &run;
 	pool->waiting += n;
 	/* Threads are made as the items waiting need them, and kept. */
-	while (pool->nthreads < pool->waiting - 1 && pool->nthreads < SSQL_POOL_MAX) {
+	while (pool->nthreads + 1 < pool->waiting && pool->nthreads < SSQL_POOL_MAX) {
 		if (pthread_create(&th, NULL, pool_thread, pool) != 0)
 			break;
 		pool->threads = xreallocarray(pool->threads, pool->nthreads + 1,
 		    sizeof(*pool->threads));
 		pool->threads[pool->nthreads++] = th;
 	}
-	pthread_cond_broadcast(&pool->work);
-	/* The caller works on its own run too. */
-	while (run.next < run.n) {
-		i = run.next++;
-		pool->waiting--;
-		if (run.next == run.n) {
-			for (pp = &pool->runs; *pp != &run; pp = &(*pp)->next_run)
-				;
-			*pp = run.next_run;
+	/* One waiting thread woken per item others may take (the caller takes
+	 * one): no herd of threads that find nothing left. */
+	for (wake = n - 1 < pool->idle ? n - 1 : pool->idle; wake > 0; wake--)
+		pthread_cond_signal(&pool->work);
+	/* The caller works too, on its own run first, then on whatever is
+	 * queued, until its run is done. */
+	while (run.finished < run.n) {
+		if (run.next < run.n) {
+			taken = &run;
+			i = run.next++;
+			pool->waiting--;
+			if (run.next == run.n) {
+				for (pp = &pool->runs; *pp != &run; pp = &(*pp)->next_run)
+					;
+				*pp = run.next_run;
+			}
+		} else if ((taken = pool_take(pool, &i)) == NULL) {
+			pthread_cond_wait(&run.done, &pool->lock);
+			continue;
 		}
 		pthread_mutex_unlock(&pool->lock);
-		fn(arg, i);
+		taken->fn(taken->arg, i);
 		pthread_mutex_lock(&pool->lock);
-		run.finished++;
+		pool_finished(taken);
 	}
-	while (run.finished < run.n)
-		pthread_cond_wait(&pool->done, &pool->lock);
 	pthread_mutex_unlock(&pool->lock);
+	pthread_cond_destroy(&run.done);
 }
 
 /* --- the batch ------------------------------------------------------------ */
