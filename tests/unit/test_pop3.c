@@ -114,12 +114,14 @@ test_dot_chunk_boundaries(void **state)
 	n = pop3_dot_encode(&d, ".y\r\n", 4, out, &used);
 	assert_int_equal(n, 5);
 	assert_memory_equal(out, "..y\r\n", 5);
-	/* A chunk that ends between CR and LF. */
+	/* A chunk that ends between CR and LF: the CR goes out at once, and
+	 * the LF after it gets no second CR. */
 	n = pop3_dot_encode(&d, "z\r", 2, out, &used);
-	assert_int_equal(n, 1);
+	assert_int_equal(n, 2);
+	assert_memory_equal(out, "z\r", 2);
 	n = pop3_dot_encode(&d, "\n.", 2, out, &used);
-	assert_int_equal(n, 4);
-	assert_memory_equal(out, "\r\n..", 4);
+	assert_int_equal(n, 3);
+	assert_memory_equal(out, "\n..", 3);
 	n = pop3_dot_finish(&d, out);
 	assert_int_equal(n, 5);
 	assert_memory_equal(out, "\r\n.\r\n", 5);
@@ -180,6 +182,69 @@ test_top_stops_early(void **state)
 	assert_memory_equal(out, ".\r\n", 3);
 }
 
+/* The rules of the header comment, a byte at a time: what the line-wise
+ * encoder must match. */
+static char *
+reference(const char *msg, size_t len, int top, uint64_t lines)
+{
+	struct buf b = BUF_INIT;
+	size_t i, start;
+	int in_body = 0, empty;
+
+	for (i = 0; i < len;) {
+		/* One line: up to and with its LF, or the rest. */
+		start = i;
+		while (i < len && msg[i] != '\n')
+			i++;
+		if (i > start && msg[start] == '.')
+			buf_putc(&b, '.');
+		buf_append(&b, msg + start, i - start);
+		if (i < len && i > start && msg[i - 1] == '\r')
+			b.len--;   /* the CR of a CRLF: written again below */
+		buf_append(&b, "\r\n", 2);
+		empty = i == start || (i < len && i - start == 1 && msg[start] == '\r');
+		if (i < len)
+			i++;
+		if (!in_body) {
+			in_body = empty;
+		} else if (top && lines > 0) {
+			lines--;
+		}
+		if (top && in_body && lines == 0)
+			break;
+	}
+	buf_append(&b, ".\r\n", 3);
+	return buf_steal(&b);
+}
+
+/* Random messages of CR, LF, dots and letters, random TOP counts, split at
+ * random: the same as the reference. */
+static void
+test_dot_random(void **state)
+{
+	static const char alphabet[] = "\r\n.\r\na";
+	char msg[64], *want, *got;
+	unsigned seed = 12345;
+	size_t len, k;
+	int round, top;
+	uint64_t lines;
+
+	for (round = 0; round < 20000; round++) {
+		len = (size_t)(rand_r(&seed) % (int)(sizeof(msg) - 1));
+		for (k = 0; k < len; k++)
+			msg[k] = alphabet[rand_r(&seed) % (int)(sizeof(alphabet) - 1)];
+		msg[len] = '\0';
+		top = rand_r(&seed) % 3 == 0;
+		lines = (uint64_t)(rand_r(&seed) % 4);
+		want = reference(msg, len, top, lines);
+		got = encode(msg, top, lines, (size_t)rand_r(&seed) % (len + 1),
+		    (size_t)(rand_r(&seed) % 8));
+		assert_string_equal(got, want);
+		free(got);
+		free(want);
+	}
+}
+
 static void
 test_parse_msgno(void **state)
 {
@@ -228,6 +293,7 @@ main(void)
 		cmocka_unit_test(test_dot_worst_case),
 		cmocka_unit_test(test_top),
 		cmocka_unit_test(test_top_stops_early),
+		cmocka_unit_test(test_dot_random),
 		cmocka_unit_test(test_parse_msgno),
 		cmocka_unit_test(test_parse_lines),
 	};

@@ -16,6 +16,8 @@ static void
 pop3_dot_line_end(struct pop3_dot *d, int empty)
 {
 	d->bol = 1;
+	d->cr = 0;
+	d->lone_cr = 0;
 	if (!d->in_body) {
 		/* The first empty line separates the header from the body. */
 		if (empty)
@@ -27,49 +29,37 @@ pop3_dot_line_end(struct pop3_dot *d, int empty)
 		d->done = 1;
 }
 
+/* Line by line: memchr() finds each LF and the bytes before it are copied
+ * as they are. A CR is copied at once; if an LF follows (in this chunk or
+ * the next), it was the line's end, otherwise it was data, and the output
+ * is the same either way. */
 size_t
 pop3_dot_encode(struct pop3_dot *d, const void *in, size_t len, char *out, size_t *used_r)
 {
-	const unsigned char *p = in;
-	size_t i = 0, o = 0, j;
+	const unsigned char *p = in, *lf;
+	size_t i = 0, o = 0, n;
 
 	while (i < len && !d->done) {
-		unsigned char c = p[i];
-
-		if (d->cr) {
-			d->cr = 0;
-			if (c == '\n') {
-				out[o++] = '\r';
-				out[o++] = '\n';
-				i++;
-				pop3_dot_line_end(d, d->bol);
-				continue;
-			}
-			/* A CR on its own is data. */
-			out[o++] = '\r';
-			d->bol = 0;
-		}
-		if (c == '\r') {
-			d->cr = 1;
-			i++;
-			continue;
-		}
-		if (c == '\n') {
-			out[o++] = '\r';
-			out[o++] = '\n';
-			i++;
-			pop3_dot_line_end(d, d->bol);
-			continue;
-		}
-		if (d->bol && c == '.')
+		if (d->bol && p[i] == '.')
 			out[o++] = '.';
-		d->bol = 0;
-		/* The rest of the line up to its end, as it is. */
-		for (j = i + 1; j < len && p[j] != '\r' && p[j] != '\n'; j++)
-			;
-		memcpy(out + o, p + i, j - i);
-		o += j - i;
-		i = j;
+		lf = memchr(p + i, '\n', len - i);
+		n = (lf != NULL ? (size_t)(lf - p) : len) - i;
+		if (n > 0) {
+			memcpy(out + o, p + i, n);
+			o += n;
+			d->lone_cr = d->bol && n == 1 && p[i] == '\r';
+			d->cr = p[i + n - 1] == '\r';
+			d->bol = 0;
+			i += n;
+		}
+		if (lf == NULL)
+			break;
+		/* A bare LF becomes CRLF. */
+		if (!d->cr)
+			out[o++] = '\r';
+		out[o++] = '\n';
+		i++;
+		pop3_dot_line_end(d, d->bol || d->lone_cr);
 	}
 	*used_r = i;
 	return o;
@@ -81,11 +71,6 @@ pop3_dot_finish(struct pop3_dot *d, char *out)
 	size_t o = 0;
 
 	if (!d->done) {
-		if (d->cr) {
-			out[o++] = '\r';
-			d->cr = 0;
-			d->bol = 0;
-		}
 		if (!d->bol) {
 			out[o++] = '\r';
 			out[o++] = '\n';

@@ -7,7 +7,7 @@
  * line starting with "." gets one more "." in front, and ".\r\n" ends it.
  * pop3_dot_encode() works on a message in chunks of any size, keeping what
  * it needs across chunk boundaries (a chunk ending in "\r" or "\n", a "."
- * opening the next chunk). Line endings are made CRLF: a bare LF becomes
+ * opening the next chunk); it copies a line at a time, not a byte. Line endings are made CRLF: a bare LF becomes
  * CRLF; a CR not followed by LF is kept as it is. For TOP it stops after the
  * header, the blank line and the requested number of body lines.
  */
@@ -21,7 +21,8 @@ struct pop3_dot {
 	uint64_t lines_left;       /* TOP: body lines still to send */
 	unsigned top : 1;          /* stop after lines_left body lines */
 	unsigned bol : 1;          /* the next byte starts a line */
-	unsigned cr : 1;           /* a CR is held back: is it a line end? */
+	unsigned cr : 1;           /* the line so far ends in CR: an LF ends it */
+	unsigned lone_cr : 1;      /* the line so far is one CR (not empty) */
 	unsigned in_body : 1;      /* the header's blank line was passed */
 	unsigned done : 1;         /* TOP: everything asked for was sent */
 };

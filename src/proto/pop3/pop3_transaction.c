@@ -14,6 +14,7 @@
  * than about POP3_OUTPUT_LOWAT + 2 * POP3_CHUNK bytes of a message.
  */
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,6 +36,9 @@ enum pop3_job_kind {
 	POP3_JOB_RELEASE,       /* the session is gone: close what it had */
 };
 
+/* Room for the "+OK <size> octets" line before a message's first chunk. */
+#define POP3_RETR_HEAD_MAX 48
+
 /* A RETR or TOP being sent. */
 struct pop3_retr {
 	struct store_blob *blob;
@@ -46,6 +50,9 @@ struct pop3_retr {
 	char *out;                      /* the chunk, dot-stuffed */
 	size_t chunk;                   /* bytes read at a time */
 	size_t outlen;
+	/* Before the first chunk: the "+OK" line at the start of out, so that
+	 * the reply and (all of) a small message go out in one write. */
+	size_t headlen;
 	enum store_error error;         /* why it failed */
 	unsigned top : 1;
 	unsigned started : 1;           /* "+OK" was sent */
@@ -120,7 +127,9 @@ pop3_retr_new(size_t msg, uint32_t uid, uint64_t size, int top, uint64_t lines)
 	 * time). */
 	r->chunk = size < POP3_CHUNK ? (size_t)size + 1 : POP3_CHUNK;
 	r->in = xmalloc(r->chunk);
-	r->out = xmalloc(POP3_DOT_OUT_MAX(r->chunk) + POP3_DOT_FINISH_MAX);
+	r->out = xmalloc(POP3_RETR_HEAD_MAX + POP3_DOT_OUT_MAX(r->chunk) + POP3_DOT_FINISH_MAX);
+	r->headlen = (size_t)snprintf(r->out, POP3_RETR_HEAD_MAX, "+OK %" PRIu64 " octets\r\n",
+	    size);
 	return r;
 }
 
@@ -170,7 +179,8 @@ pop3_read_work(void *arg)
 		return;
 	}
 	r->offset += (uint64_t)n;
-	r->outlen = pop3_dot_encode(&r->dot, r->in, (size_t)n, r->out, &used);
+	r->outlen = r->headlen + pop3_dot_encode(&r->dot, r->in, (size_t)n,
+	    r->out + r->headlen, &used);
 	/* Known to be the end without another read: one job for a message
 	 * that fits a chunk. */
 	if (n == 0 || r->dot.done || r->offset >= store_blob_size(r->blob)) {
@@ -228,11 +238,10 @@ pop3_read_done(void *arg)
 		pop3_command_done(s);
 		return;
 	}
-	if (!r->started) {
-		net_conn_printf(s->conn, "+OK %" PRIu64 " octets\r\n", s->md->msgs[r->msg].size);
-		r->started = 1;
-	}
+	/* The "+OK" line is in out before the first chunk. */
 	net_conn_write(s->conn, r->out, r->outlen);
+	r->started = 1;
+	r->headlen = 0;
 	if (r->eof) {
 		if (!r->top)
 			s->md->msgs[r->msg].retrieved = 1;
