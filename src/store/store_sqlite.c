@@ -522,10 +522,11 @@ ssql_conn_open(struct store_backend_account *ba, const char **error_r)
 	}
 	ssql_busy_setup(c->db);
 	/* A small page cache: a thousand idle accounts stay open, and big
-	 * listings are single passes (the kernel caches the file anyway). */
+	 * listings are single passes (the kernel caches the file anyway).
+	 * SSQL_SECURE_DELETE: see store_sqlite.h. */
 	if (ssql_exec(c, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
 	    "PRAGMA foreign_keys = OFF; PRAGMA temp_store = MEMORY;"
-	    "PRAGMA cache_size = -" SSQL_CACHE_KIB, error_r) < 0) {
+	    "PRAGMA cache_size = -" SSQL_CACHE_KIB "; " SSQL_SECURE_DELETE, error_r) < 0) {
 		ssql_conn_close(c);
 		return NULL;
 	}

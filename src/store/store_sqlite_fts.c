@@ -143,7 +143,8 @@ ssql_fts_maintain(const char *db_path, int64_t account_id)
 		return 0;
 	}
 	ssql_busy_setup(db);
-	if (fts_exec(db, "PRAGMA synchronous = FULL", NULL) < 0) {
+	if (fts_exec(db, "PRAGMA synchronous = FULL", NULL) < 0 ||
+	    sqlite3_exec(db, SSQL_SECURE_DELETE, NULL, NULL, NULL) != SQLITE_OK) {
 		rc = -1;
 		goto out;
 	}
