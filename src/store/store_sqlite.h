@@ -152,6 +152,7 @@ struct store_backend {
 	int (*fsync)(int fd);
 	int tmpfile;               /* writers use O_TMPFILE (else <guid>.tmp) */
 	struct ssql_pool pool;
+	atomic_int batches;        /* commit batches in flight */
 	struct ssql_unlinker unlinker;
 	pthread_mutex_t swept_lock;
 	struct ssql_idset swept;   /* accounts swept of orphans by this process */

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <errno.h>
 #include <ftw.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -93,6 +94,123 @@ test_idle_trimmed_later(void **state)
 	nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
 }
 
+/* --- concurrent batches ------------------------------------------------- */
+
+#define BATCH_THREADS 8
+#define BATCH_MESSAGES 12
+
+static atomic_int dir_fsync_fail;
+
+/* A slow flush (so that batches overlap), failing for directories when
+ * dir_fsync_fail is set. */
+static int
+slow_fsync(int fd)
+{
+	struct stat st;
+
+	usleep(2000);
+	if (atomic_load(&dir_fsync_fail) && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+		errno = EIO;
+		return -1;
+	}
+	return fsync(fd);
+}
+
+struct batch_thread {
+	struct store *store;
+	struct store_account *acct;
+	int stored, failed;
+};
+
+static void *
+batch_thread_main(void *arg)
+{
+	static const char text[] = "From: a@example.com\r\nSubject: hi\r\n\r\nbody\r\n";
+	struct batch_thread *bt = arg;
+	struct store_writer *w;
+	struct store_target t;
+	const char *error;
+	int i;
+
+	for (i = 0; i < BATCH_MESSAGES; i++) {
+		if (store_writer_new(bt->store, &w, &error) < 0 ||
+		    store_writer_write(w, text, sizeof(text) - 1, &error) < 0) {
+			bt->failed++;
+			continue;
+		}
+		memset(&t, 0, sizeof(t));
+		t.acct = bt->acct;
+		t.mailbox_name = "INBOX";
+		if (store_writer_commit(w, &t, 1, &error) == 1 && t.error == STORE_OK)
+			bt->stored++;
+		else
+			bt->failed++;
+		store_writer_free(&w);
+	}
+	return NULL;
+}
+
+static void
+run_batches(struct store *store, struct batch_thread *bt)
+{
+	pthread_t th[BATCH_THREADS];
+	int i;
+
+	for (i = 0; i < BATCH_THREADS; i++) {
+		bt[i].stored = bt[i].failed = 0;
+		assert_int_equal(pthread_create(&th[i], NULL, batch_thread_main, &bt[i]), 0);
+	}
+	for (i = 0; i < BATCH_THREADS; i++)
+		pthread_join(th[i], NULL);
+}
+
+/* Batches of different accounts committed while others are in flight
+ * (whose flushes run one after the other in the leader) and alone (side by
+ * side on the pool): when a directory's fsync fails, no delivery succeeds
+ * and none is left visible or on disk; when it works, every one is stored. */
+static void
+test_concurrent_batches_dir_failure(void **state)
+{
+	char dir[] = "/tmp/petrel-test-cache-XXXXXX";
+	struct batch_thread bt[BATCH_THREADS];
+	struct store *store;
+	struct store_usage usage;
+	const char *error;
+	int i;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(store_open(dir, &store, &error), 0);
+	for (i = 0; i < BATCH_THREADS; i++) {
+		bt[i].store = store;
+		assert_int_equal(store_account_open(store, i + 1, NULL, &bt[i].acct, &error), 0);
+	}
+	store_set_fsync(store, slow_fsync);
+
+	atomic_store(&dir_fsync_fail, 1);
+	run_batches(store, bt);
+	store_flush(store);
+	for (i = 0; i < BATCH_THREADS; i++) {
+		assert_int_equal(bt[i].stored, 0);
+		assert_int_equal(bt[i].failed, BATCH_MESSAGES);
+		assert_int_equal(store_account_usage(bt[i].acct, &usage, &error), 0);
+		assert_int_equal(usage.messages, 0);
+	}
+
+	atomic_store(&dir_fsync_fail, 0);
+	run_batches(store, bt);
+	for (i = 0; i < BATCH_THREADS; i++) {
+		assert_int_equal(bt[i].stored, BATCH_MESSAGES);
+		assert_int_equal(store_account_usage(bt[i].acct, &usage, &error), 0);
+		assert_int_equal(usage.messages, BATCH_MESSAGES);
+	}
+	store_set_fsync(store, NULL);
+	for (i = 0; i < BATCH_THREADS; i++)
+		store_account_close(&bt[i].acct);
+	store_close(&store);
+	nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
 /* --- the commit pool ---------------------------------------------------- */
 
 #define POOL_CALLERS 6
@@ -170,6 +288,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_idle_trimmed_later),
+		cmocka_unit_test(test_concurrent_batches_dir_failure),
 		cmocka_unit_test(test_pool_concurrent_runs),
 	};
 
