@@ -25,6 +25,7 @@
 #include "cli/cli.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
+#include "delivery/delivery.h"
 #include "directory/directory.h"
 #include "net/server.h"
 #include "proto/proto.h"
@@ -198,7 +199,7 @@ int
 cmd_serve(struct cli *cli, int argc, char **argv)
 {
 	const struct net_proto *protos[SERVICE_COUNT];
-	struct proto_context ctx = { NULL, NULL, NULL, NULL, NULL };
+	struct proto_context ctx = { NULL, NULL, NULL, NULL, NULL, NULL };
 	struct auth_settings as;
 	struct net_server *srv;
 	struct delivery_services qsvc = { 0 };
@@ -317,6 +318,7 @@ cmd_serve(struct cli *cli, int argc, char **argv)
 	}
 	if (runner != NULL)
 		ctx.srs = queue_runner_srs(runner);
+	ctx.rcpt_cache = delivery_cache_new();
 	net_server_start(srv);
 	pid_path = write_pid_file(cfg);
 	log_info(NULL, "event=ready version=%s hostname=%s listeners=%d io_threads=%d "
@@ -346,6 +348,7 @@ cmd_serve(struct cli *cli, int argc, char **argv)
 		free(pid_path);
 	}
 	net_server_free(&srv);
+	delivery_cache_free(&ctx.rcpt_cache);
 	auth_free(&ctx.auth);
 	queue_close(&ctx.queue);
 	store_close(&ctx.store);

@@ -126,11 +126,15 @@ delivery_resolve(const struct delivery_services *svc, const char *address, int r
     uint64_t size, struct delivery_rcpt *rcpt)
 {
 	struct directory_resolution res;
+	struct directory_stamp stamp;
 	const char *error;
 	char *norm;
 	size_t i, full = 0;
 
 	memset(&res, 0, sizeof(res));
+	/* Before the lookup: a change meanwhile makes the entry stale. */
+	if (svc->cache != NULL)
+		directory_stamp(svc->dir, &stamp);
 	switch (srs_bounce(svc, address, rcpt)) {
 	case 1:
 		return DELIVERY_RESOLVED;
@@ -208,6 +212,8 @@ delivery_resolve(const struct delivery_services *svc, const char *address, int r
 	}
 	if (full > 0 && full == rcpt->nmailboxes && rcpt->nexternal == 0)
 		return DELIVERY_OVER_QUOTA;
+	if (svc->cache != NULL)
+		delivery_cache_put(svc, address, relay, &stamp, rcpt);
 	return DELIVERY_RESOLVED;
 }
 

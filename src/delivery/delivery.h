@@ -17,7 +17,8 @@
  * the whole transaction is refused instead (DELIVERY_FULL / DELIVERY_FAILED:
  * 452 / 451 4.3.0), and nothing is kept.
  *
- * Every function blocks: call them on the worker pool (net_loop_submit).
+ * Every function blocks but delivery_resolve_cached(): call them on the
+ * worker pool (net_loop_submit).
  * The services may be shared by any number of threads; a delivery_msg
  * belongs to one thread at a time.
  */
@@ -31,6 +32,8 @@
 #include "store/store.h"
 
 struct directory;
+struct directory_stamp;
+struct delivery_cache;
 
 struct delivery_services {
 	struct directory *dir;
@@ -38,6 +41,7 @@ struct delivery_services {
 	struct queue *queue;
 	const struct queue_srs *srs; /* bounces to our SRS senders (may be NULL) */
 	const char *hostname;       /* this server, for trace and DSN fields */
+	struct delivery_cache *cache; /* recent resolutions (may be NULL) */
 };
 
 /* A local mailbox a recipient reaches. */
@@ -76,6 +80,19 @@ enum delivery_resolve_status {
 enum delivery_resolve_status delivery_resolve(const struct delivery_services *svc,
     const char *address, int relay, uint64_t size, struct delivery_rcpt *rcpt);
 void delivery_rcpt_clear(struct delivery_rcpt *rcpt);
+
+/* Recent resolutions (delivery_cache.c), shared by every thread: filled by
+ * delivery_resolve() when svc->cache is set, for addresses whose mailboxes
+ * have no quota. delivery_resolve_cached() fills in rcpt's mailboxes and
+ * external from an entry still valid (the directory unchanged since its
+ * lookup, at most 10 s old) and returns 1, else 0 (rcpt untouched). It
+ * does not block: I/O threads call it, and go to the worker pool on 0. */
+struct delivery_cache *delivery_cache_new(void);
+void delivery_cache_free(struct delivery_cache **cache);
+int delivery_resolve_cached(const struct delivery_services *svc, const char *address,
+    int relay, struct delivery_rcpt *rcpt);
+void delivery_cache_put(const struct delivery_services *svc, const char *address, int relay,
+    const struct directory_stamp *stamp, const struct delivery_rcpt *rcpt);
 
 /* 1 when address belongs to the account (it is the account's address, or
  * resolves, aliases and +tags included, to the account's mailbox), 0 when

@@ -220,6 +220,18 @@ directory_close(struct directory **dirp)
 	*dirp = NULL;
 }
 
+void
+directory_stamp(struct directory *dir, struct directory_stamp *stamp)
+{
+	dir->ops->stamp(dir->be, stamp);
+}
+
+int
+directory_stamp_equal(const struct directory_stamp *a, const struct directory_stamp *b)
+{
+	return memcmp(a->v, b->v, sizeof(a->v)) == 0;
+}
+
 /* Domains */
 
 int

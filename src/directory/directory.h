@@ -194,6 +194,16 @@ void directory_aliases_free(struct directory_alias **aliases, size_t count);
 void directory_domains_free(struct directory_domain **domains, size_t count);
 void directory_resolution_clear(struct directory_resolution *res);
 
+/* Changes whenever the directory's data may have changed (in this process
+ * or another): callers caching what they looked up compare stamps. It
+ * does not block on the database (two stat() calls): I/O threads may call
+ * it. */
+struct directory_stamp {
+	uint64_t v[6];
+};
+void directory_stamp(struct directory *dir, struct directory_stamp *stamp);
+int directory_stamp_equal(const struct directory_stamp *a, const struct directory_stamp *b);
+
 /* Lower-cases and checks an address (local@domain, no spaces or controls,
  * at most DIRECTORY_ADDRESS_MAX bytes). Returns an allocated normalized copy
  * or NULL. */

@@ -29,6 +29,9 @@ struct directory_backend_ops {
 	 * the same thread. */
 	int (*read_begin)(struct directory_backend *be, const char **error_r);
 	void (*read_end)(struct directory_backend *be);
+	/* What changes whenever the directory does (directory_stamp); must
+	 * not touch the database. */
+	void (*stamp)(struct directory_backend *be, struct directory_stamp *stamp);
 
 	int (*domain_add)(struct directory_backend *be, const char *name,
 	    const char **error_r);

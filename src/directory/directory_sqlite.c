@@ -364,6 +364,8 @@ sqlite_open(const char *path, int create, struct directory_backend **be_r,
 	}
 	be = xcalloc(1, sizeof(*be));
 	be->db = db;
+	be->path = xstrdup(path);
+	be->wal_path = xasprintf("%s-wal", path);
 	pthread_mutexattr_init(&attr);
 	pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
 	pthread_mutex_init(&be->lock, &attr);
@@ -381,7 +383,33 @@ sqlite_close(struct directory_backend *be)
 		sqlite3_finalize(be->stmts[i]);
 	sqlite3_close(be->db);
 	pthread_mutex_destroy(&be->lock);
+	free(be->path);
+	free(be->wal_path);
 	free(be);
+}
+
+/* Every write commits to the WAL (whose size or time changes), and a
+ * checkpoint rewrites the database file; either file replaced changes its
+ * inode. Two stat() calls, no database access. */
+static void
+stamp_file(const char *path, uint64_t *v)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0) {
+		v[0] = v[1] = v[2] = 0;
+		return;
+	}
+	v[0] = (uint64_t)st.st_ino;
+	v[1] = (uint64_t)st.st_size;
+	v[2] = (uint64_t)st.st_mtim.tv_sec * 1000000000u + (uint64_t)st.st_mtim.tv_nsec;
+}
+
+static void
+sqlite_stamp(struct directory_backend *be, struct directory_stamp *stamp)
+{
+	stamp_file(be->path, &stamp->v[0]);
+	stamp_file(be->wal_path, &stamp->v[3]);
 }
 
 static int
@@ -589,6 +617,7 @@ const struct directory_backend_ops directory_backend_sqlite = {
 	.close = sqlite_close,
 	.read_begin = sqlite_read_begin,
 	.read_end = sqlite_read_end,
+	.stamp = sqlite_stamp,
 	.domain_add = sqlite_domain_add,
 	.domain_remove = sqlite_domain_remove,
 	.domain_list = sqlite_domain_list,

@@ -45,6 +45,8 @@ enum stmt_id {
 
 struct directory_backend {
 	sqlite3 *db;
+	char *path;
+	char *wal_path;
 	pthread_mutex_t lock;
 	sqlite3_stmt *stmts[STMT_COUNT];
 	int last_rc;            /* of the last failed step, for callers to refine */

@@ -8,6 +8,7 @@
 #include "net/conn.h"
 
 struct auth;
+struct delivery_cache;
 struct directory;
 struct store;
 struct queue;
@@ -21,6 +22,8 @@ struct proto_context {
 	struct queue *queue;
 	/* Reverses SRS addresses of bounces to our forwards (NULL: none). */
 	const struct queue_srs *srs;
+	/* Recent recipient resolutions, for RCPT on the I/O threads. */
+	struct delivery_cache *rcpt_cache;
 };
 
 extern const struct net_proto proto_smtp;

@@ -128,6 +128,8 @@ void smtp_close_conn(struct smtp_session *s);
 void smtp_job_start(struct smtp_session *s, struct smtp_job *job, smtp_job_fn *work,
     smtp_job_done_fn *done);
 struct smtp_job *smtp_job_new(struct smtp_session *s);
+/* Frees a job that was never started. */
+void smtp_job_free(struct smtp_job *job);
 
 /* smtp_txn.c */
 /* NULL when the data directory's file system has room for size more

@@ -123,6 +123,7 @@ smtp_job_new(struct smtp_session *s)
 	job->svc.queue = s->ctx->queue;
 	job->svc.srs = s->ctx->srs;
 	job->svc.hostname = s->cfg->hostname;
+	job->svc.cache = s->ctx->rcpt_cache;
 	return job;
 }
 
@@ -134,8 +135,8 @@ job_work(void *arg)
 	job->work(job);
 }
 
-static void
-job_free(struct smtp_job *job)
+void
+smtp_job_free(struct smtp_job *job)
 {
 	delivery_rcpt_clear(&job->rcpt);
 	free(job->address);
@@ -151,12 +152,12 @@ job_done(void *arg)
 	if (s == NULL) {
 		/* The client left meanwhile: the transaction is ours to free. */
 		smtp_txn_free(&job->txn, NULL);
-		job_free(job);
+		smtp_job_free(job);
 		return;
 	}
 	s->job = NULL;
 	job->done(s, job);
-	job_free(job);
+	smtp_job_free(job);
 	if (s->closed || s->job != NULL)
 		return;
 	if (s->stopping && s->state != SMTP_DATA && s->state != SMTP_BDAT) {

@@ -222,6 +222,14 @@ smtp_cmd_rcpt(struct smtp_session *s, char *args)
 	job->rcpt.orcpt = rcpt.orcpt;
 	job->rcpt.notify = rcpt.notify;
 	job->relay = smtp_is_submission(s) && s->user != NULL;
+	/* An address resolved lately, with the directory unchanged since,
+	 * is answered here without the worker pool. */
+	if (delivery_resolve_cached(&job->svc, job->rcpt.address, job->relay, &job->rcpt)) {
+		job->status = DELIVERY_RESOLVED;
+		rcpt_done(s, job);
+		smtp_job_free(job);
+		return;
+	}
 	s->state = SMTP_WAITING;
 	smtp_job_start(s, job, rcpt_work, rcpt_done);
 }
