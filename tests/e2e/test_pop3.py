@@ -599,6 +599,55 @@ def test_message_expunged_by_imap_meanwhile(srv, acct):
         assert list(uidls(c).values()) == [ids["3"]]
 
 
+def test_read_ahead_dropped_when_inbox_changes(srv, acct):
+    """RETR reads the next small messages ahead; a change committed to
+    INBOX meanwhile (here an expunge by IMAP) makes it read them again."""
+    acct.put(message(1), message(2), message(3), message(4))
+    with login(srv, acct) as pop, imap_session(srv, acct) as imap:
+        ids = uidls(pop)
+        assert same_message(retr(pop, 1), acct.sent[0])
+        status, _ = imap.imap("STORE 2 +FLAGS.SILENT (\\Deleted)")
+        assert status.startswith("OK"), status
+        status, _ = imap.imap("EXPUNGE")
+        assert status.startswith("OK"), status
+        assert stat(pop)[0] == 4
+        assert uidls(pop) == ids
+        assert pop.pop3("RETR 2") == "-ERR Message was deleted by another session"
+        assert same_message(retr(pop, 3), acct.sent[2])
+        assert same_message(retr(pop, 4), acct.sent[3])
+        assert pop.pop3("QUIT").startswith("+OK")
+
+
+def test_read_ahead_in_any_order(srv, acct):
+    """What RETR sends is the message asked for, read ahead or not: in
+    order, out of order, after DELE and TOP, pipelined."""
+    msgs = [message(i, body_lines=i * 7) for i in range(1, 9)]
+    acct.put(*msgs)
+    with login(srv, acct) as c:
+        assert same_message(retr(c, 1), msgs[0])
+        assert c.pop3("DELE 2").startswith("+OK")
+        assert c.pop3("RETR 2") == "-ERR Message is deleted"
+        top = retr(c, "3 0", "TOP")
+        assert same_message(retr(c, 4), msgs[3])
+        third = retr(c, 3)
+        assert same_message(third, msgs[2])
+        assert top == third[:third.index("") + 1]
+        assert same_message(retr(c, 5), msgs[4])
+        c.send("RETR 6\r\nRETR 7\r\nRETR 8\r\nRETR 6\r\n")
+        for n in (6, 7, 8, 6):
+            assert c.readline().startswith("+OK")
+            lines = []
+            while (line := c.readline()) != ".":
+                lines.append(line[1:] if line.startswith("..") else line)
+            assert same_message(lines, msgs[n - 1]), n
+        assert c.pop3("QUIT").startswith("+OK")
+    with imap_session(srv, acct) as imap:
+        flags = imap_flags(imap)
+        # All but the deleted one are left, and every one was retrieved.
+        assert len(flags) == 7, flags
+        assert all("\\Seen" in f for f in flags), flags
+
+
 def test_uidl_unique_for_copies(srv, acct):
     acct.put(message(1))
     with imap_session(srv, acct) as imap:

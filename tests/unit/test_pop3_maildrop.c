@@ -219,6 +219,29 @@ test_update(void **state)
 	pop3_maildrop_free(&md);
 }
 
+/* md->changes moves with every change committed to INBOX by anyone: what
+ * RETR read ahead is dropped then. */
+static void
+test_changes_counted(void **state)
+{
+	struct fixture *f = *state;
+	struct pop3_maildrop *md;
+	const char *error;
+	uint32_t uid = 1;
+	unsigned before;
+
+	append(f, msgs[0]);
+	append(f, msgs[1]);
+	md = open_ok(f, f->id);
+	before = atomic_load(&md->changes);
+	append(f, msgs[2]);
+	assert_true(atomic_load(&md->changes) > before);
+	before = atomic_load(&md->changes);
+	assert_int_equal(store_message_expunge(f->acct, inbox_id(f->acct), &uid, 1, &error), 0);
+	assert_true(atomic_load(&md->changes) > before);
+	pop3_maildrop_free(&md);
+}
+
 /* The backend's expunge, failing as on an I/O error. */
 static int
 expunge_fails(struct store_backend_account *ba, int64_t mailbox_id, const uint32_t *uids,
@@ -308,6 +331,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_snapshot_and_lock, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delete_reset, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_update, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_changes_counted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_update_failure_deletes_nothing, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_uidl_of_copies, setup, teardown),

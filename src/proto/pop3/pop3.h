@@ -10,9 +10,14 @@
  * -ERR [IN-USE]. STAT, LIST, UIDL, RETR, TOP, DELE, RSET, NOOP. UIDL values
  * are the store's message GUIDs, permanent across restarts and index
  * rebuilds. RETR and TOP stream the message dot-stuffed with CRLF line
- * endings, chunk by chunk, never whole in memory. A message expunged by
- * another (IMAP) session after login still counts in STAT and LIST; RETR
- * and TOP of it answer "-ERR Message was deleted by another session".
+ * endings, chunk by chunk, never whole in memory. The job that reads a RETR's
+ * message also reads the following small ones ahead (POP3_AHEAD_MAX
+ * octets), so that a client downloading in order gets most messages
+ * without waiting for a worker; a change committed to INBOX meanwhile
+ * drops what was read ahead, so a message that another session expunged
+ * is reported as below. A message expunged by another (IMAP) session
+ * after login still counts in STAT and LIST; RETR and TOP of it answer
+ * "-ERR Message was deleted by another session".
  *
  * UPDATE (QUIT): the messages marked with DELE are expunged in one durable
  * store operation before "+OK"; if that fails, -ERR [SYS/TEMP] and nothing
@@ -31,5 +36,8 @@
 #define POP3_CHUNK (64 * 1024)      /* bytes of a message read at a time */
 /* RETR reads ahead while less than this is waiting to be sent. */
 #define POP3_OUTPUT_LOWAT (128 * 1024)
+/* Octets of the messages after a RETR's that its job reads too (each
+ * smaller than POP3_CHUNK), for the next RETRs to send without a job. */
+#define POP3_AHEAD_MAX (128 * 1024)
 
 #endif

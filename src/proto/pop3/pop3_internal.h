@@ -36,6 +36,8 @@ struct pop3_session {
 	struct pop3_maildrop *md;       /* TRANSACTION state */
 	struct pop3_job *job;           /* store work in flight */
 	struct pop3_retr *retr;         /* RETR or TOP under way */
+	struct pop3_retr *ahead;        /* the next messages, read ahead */
+	unsigned ahead_changes;         /* md->changes when they were read */
 	int auth_failures;
 	int errors;
 	unsigned closing : 1;           /* said goodbye: read nothing more */

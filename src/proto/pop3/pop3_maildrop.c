@@ -77,6 +77,15 @@ pop3_maildrop_unlock(struct pop3_maildrop *md)
 
 /* --- opening ------------------------------------------------------------ */
 
+/* A store watch: runs on the committing thread, so it only counts. */
+static void
+pop3_maildrop_changed(void *ctx)
+{
+	struct pop3_maildrop *md = ctx;
+
+	atomic_fetch_add(&md->changes, 1);
+}
+
 struct pop3_guid_ref {
 	const char *guid;
 	size_t i;
@@ -161,6 +170,7 @@ pop3_maildrop_open(struct store *store, struct directory *dir, int64_t account_i
 	}
 	md->mailbox_id = inbox.id;
 	store_mailbox_clear(&inbox);
+	md->watch = store_watch_add(md->acct, md->mailbox_id, pop3_maildrop_changed, md);
 	if (store_message_list(md->acct, md->mailbox_id, 0, UINT32_MAX, &list, &n,
 	    &error) < 0) {
 		log_warn(session_id, "event=pop3-open-failed account=%lld reason=\"%s\"",
@@ -194,6 +204,7 @@ pop3_maildrop_free(struct pop3_maildrop **mdp)
 	if (md == NULL)
 		return;
 	pop3_maildrop_unlock(md);
+	store_watch_remove(&md->watch);
 	store_account_close(&md->acct);
 	free(md->msgs);
 	free(md);

@@ -14,12 +14,14 @@
 #ifndef PETREL_PROTO_POP3_MAILDROP_H
 #define PETREL_PROTO_POP3_MAILDROP_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
 struct directory;
 struct store;
 struct store_account;
+struct store_watch;
 
 /* Longest UIDL value we make, with its NUL: a 32-digit GUID, "-" and a
  * UID (RFC 1939 allows 70 characters). */
@@ -44,6 +46,10 @@ struct pop3_maildrop {
 	size_t ndeleted;
 	uint64_t size;             /* octets of all messages */
 	uint64_t deleted_size;     /* octets of those marked deleted */
+	/* Counts the changes committed to INBOX since login (any thread
+	 * bumps it): what was read ahead is good while it has not moved. */
+	atomic_uint changes;
+	struct store_watch *watch;
 	unsigned locked : 1;
 };
 

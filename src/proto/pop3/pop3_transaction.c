@@ -12,6 +12,14 @@
  * and dot-stuffed on a worker, and the next chunk is read only once the
  * output has fallen below POP3_OUTPUT_LOWAT, so a session never holds more
  * than about POP3_OUTPUT_LOWAT + 2 * POP3_CHUNK bytes of a message.
+ *
+ * Read ahead: the job that finishes a RETR also reads the messages after
+ * it that fit a chunk, up to POP3_AHEAD_MAX octets, ready to send. The next
+ * RETR of the first of them sends it from the loop thread, without a job
+ * (clients download in order, and the hop to a worker and back was most
+ * of a small message's RETR latency). They are dropped when RETR asks for
+ * another message, when INBOX changed since they were read
+ * (md->changes), and at the end of the session.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -39,8 +47,9 @@ enum pop3_job_kind {
 /* Room for the "+OK <size> octets" line before a message's first chunk. */
 #define POP3_RETR_HEAD_MAX 48
 
-/* A RETR or TOP being sent. */
+/* A RETR or TOP being sent, or a message read ahead. */
 struct pop3_retr {
+	struct pop3_retr *next;         /* read ahead: the following one */
 	struct store_blob *blob;
 	size_t msg;                     /* index into the maildrop */
 	uint32_t uid;
@@ -68,6 +77,9 @@ struct pop3_job {
 	 * owned by OPEN (its result), UPDATE and RELEASE jobs. */
 	struct pop3_maildrop *md;
 	struct pop3_retr *retr;
+	/* READ of a RETR: the messages after it, read ahead (owned) */
+	struct pop3_retr *ahead;
+	unsigned ahead_changes;         /* md->changes before they were read */
 	/* OPEN */
 	struct store *store;
 	struct directory *dir;
@@ -148,24 +160,35 @@ pop3_retr_free(struct pop3_retr **rp)
 	*rp = NULL;
 }
 
-/* Worker: reads and dot-stuffs the next chunk. */
+/* Frees a list of messages read ahead (their files are closed). */
 static void
-pop3_read_work(void *arg)
+pop3_ahead_free(struct pop3_retr **list)
 {
-	struct pop3_job *job = arg;
-	struct pop3_retr *r = job->retr;
+	struct pop3_retr *r;
+
+	while ((r = *list) != NULL) {
+		*list = r->next;
+		pop3_retr_free(&r);
+	}
+}
+
+/* Blocking. Reads and dot-stuffs r's next chunk; failures are logged
+ * unless quiet. */
+static void
+pop3_retr_step(struct pop3_maildrop *md, struct pop3_retr *r, const char *id, int quiet)
+{
 	const char *error;
 	size_t used;
 	ssize_t n;
 
 	r->outlen = 0;
 	if (r->blob == NULL &&
-	    store_blob_open_guid(job->md->acct, job->md->mailbox_id, r->uid,
-	    job->md->msgs[r->msg].guid, &r->blob, &error) < 0) {
+	    store_blob_open_guid(md->acct, md->mailbox_id, r->uid, md->msgs[r->msg].guid,
+	    &r->blob, &error) < 0) {
 		r->error = store_error_code();
 		r->failed = 1;
-		if (r->error != STORE_ERR_NOT_FOUND)
-			log_warn(job->id, "event=pop3-read-failed uid=%" PRIu32 " reason=\"%s\"",
+		if (r->error != STORE_ERR_NOT_FOUND && !quiet)
+			log_warn(id, "event=pop3-read-failed uid=%" PRIu32 " reason=\"%s\"",
 			    r->uid, error);
 		return;
 	}
@@ -173,8 +196,9 @@ pop3_read_work(void *arg)
 	if (n < 0) {
 		r->error = STORE_ERR_TEMP;
 		r->failed = 1;
-		log_warn(job->id, "event=pop3-read-failed uid=%" PRIu32 " offset=%" PRIu64,
-		    r->uid, r->offset);
+		if (!quiet)
+			log_warn(id, "event=pop3-read-failed uid=%" PRIu32 " offset=%" PRIu64,
+			    r->uid, r->offset);
 		store_blob_close(&r->blob);
 		return;
 	}
@@ -188,6 +212,52 @@ pop3_read_work(void *arg)
 		r->eof = 1;
 		store_blob_close(&r->blob);
 	}
+}
+
+/* Blocking. After RETR of message i: the messages after it that each fit
+ * one chunk, POP3_AHEAD_MAX octets at most, read whole (clients download
+ * in order, and RETR sends these without a job). Stops at the first one
+ * that does not fit or cannot be read; its RETR reports that. */
+static void
+pop3_read_ahead(struct pop3_job *job, size_t i)
+{
+	struct pop3_maildrop *md = job->md;
+	struct pop3_retr *r, **tail = &job->ahead;
+	uint64_t budget = POP3_AHEAD_MAX;
+
+	/* Taken first: a change committed while the files are read makes
+	 * RETR drop them (an expunge by another session, say). */
+	job->ahead_changes = atomic_load(&md->changes);
+	for (i++; i < md->count; i++) {
+		if (md->msgs[i].deleted)
+			continue;
+		if (md->msgs[i].size >= POP3_CHUNK || md->msgs[i].size > budget)
+			break;
+		r = pop3_retr_new(i, md->msgs[i].uid, md->msgs[i].size, 0, 0);
+		pop3_retr_step(md, r, job->id, 1);
+		if (r->failed || !r->eof) {
+			pop3_retr_free(&r);
+			break;
+		}
+		free(r->in);
+		r->in = NULL;
+		budget -= md->msgs[i].size;
+		*tail = r;
+		tail = &r->next;
+	}
+}
+
+/* Worker: reads and dot-stuffs the next chunk; at the end of a RETR, reads
+ * the next messages ahead. */
+static void
+pop3_read_work(void *arg)
+{
+	struct pop3_job *job = arg;
+	struct pop3_retr *r = job->retr;
+
+	pop3_retr_step(job->md, r, job->id, 0);
+	if (r->eof && !r->failed && !r->top)
+		pop3_read_ahead(job, r->msg);
 }
 
 static void pop3_read_done(void *arg);
@@ -213,12 +283,18 @@ pop3_read_done(void *arg)
 		/* The client left mid-message. Rare: what the session had is
 		 * closed here, on the loop, rather than queued to a worker pool
 		 * that may be stopping. */
+		pop3_ahead_free(&job->ahead);
 		pop3_retr_free(&job->retr);
 		pop3_maildrop_free(&job->md);
 		pop3_job_free(&job);
 		return;
 	}
 	s->job = NULL;
+	if (job->ahead != NULL) {
+		pop3_ahead_free(&s->ahead);
+		s->ahead = job->ahead;
+		s->ahead_changes = job->ahead_changes;
+	}
 	pop3_job_free(&job);
 	if (r->failed) {
 		s->retr = NULL;
@@ -376,6 +452,7 @@ pop3_cmd_update(struct pop3_session *s)
 	struct pop3_job *job = pop3_job_new(s, POP3_JOB_UPDATE);
 
 	/* The UPDATE state (RFC 1939 section 6). */
+	pop3_ahead_free(&s->ahead);
 	job->md = s->md;
 	s->md = NULL;
 	pop3_job_submit(s, job, pop3_update_work, pop3_update_done);
@@ -396,6 +473,7 @@ pop3_transaction_end(struct pop3_session *s)
 {
 	struct pop3_job *job;
 
+	pop3_ahead_free(&s->ahead);
 	if (s->job != NULL) {
 		/* The job in flight takes over what the session had. */
 		s->job->s = NULL;
@@ -516,6 +594,26 @@ pop3_send(struct pop3_session *s, size_t i, int top, uint64_t lines)
 	pop3_read_next(s);
 }
 
+/* RETR of message i when it is the next one read ahead and INBOX has not
+ * changed since: sent at once. Otherwise what was read ahead goes. */
+static int
+pop3_ahead_send(struct pop3_session *s, size_t i)
+{
+	struct pop3_retr *r = s->ahead;
+
+	if (r == NULL)
+		return 0;
+	if (r->msg != i || atomic_load(&s->md->changes) != s->ahead_changes) {
+		pop3_ahead_free(&s->ahead);
+		return 0;
+	}
+	s->ahead = r->next;
+	net_conn_write(s->conn, r->out, r->outlen);
+	s->md->msgs[i].retrieved = 1;
+	pop3_retr_free(&r);
+	return 1;
+}
+
 void
 pop3_cmd_retr(struct pop3_session *s, char *args)
 {
@@ -525,7 +623,7 @@ pop3_cmd_retr(struct pop3_session *s, char *args)
 		pop3_error(s, "-ERR Syntax: RETR message");
 		return;
 	}
-	if (pop3_msg_arg(s, args, &i) != NULL)
+	if (pop3_msg_arg(s, args, &i) != NULL && !pop3_ahead_send(s, i))
 		pop3_send(s, i, 0, 0);
 }
 
