@@ -41,6 +41,10 @@ cli_mail_open(struct cli *cli, const char *address, struct cli_mail *m)
 		cli_error("cannot open the mail store: %s", error);
 		goto fail;
 	}
+	/* A running daemon's sessions (IMAP IDLE) hear of what this changes. */
+	if (store_signal_others(m->store, cli->cfg.data_dir, &error) < 0)
+		fprintf(stderr, "petrel: warning: %s (a running daemon's IDLE sessions "
+		    "see these changes only at their next command)\n", error);
 	quota.bytes_limit = m->account.quota_bytes;
 	quota.messages_limit = m->account.quota_messages;
 	if (store_account_open(m->store, m->account.id, &quota, &m->acct, &error) < 0) {

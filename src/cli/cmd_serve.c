@@ -276,6 +276,9 @@ cmd_serve(struct cli *cli, int argc, char **argv)
 		net_server_free(&srv);
 		return 1;
 	}
+	if (store_watch_others(ctx.store, cfg->data_dir, &store_error) < 0)
+		log_warn(NULL, "event=warning reason=\"changes by other processes are not "
+		    "pushed to sessions: %s\"", store_error);
 	if (queue_open(cfg->data_dir, &ctx.queue, &error) < 0) {
 		log_error(NULL, "event=start-failed reason=\"%s\"", error);
 		fprintf(stderr, "petrel: %s\n", error);

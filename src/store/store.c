@@ -90,6 +90,7 @@ store_close(struct store **storep)
 
 	if (store == NULL)
 		return;
+	store_others_close(store);
 	store_accounts_destroy(store);
 	store->ops->close(store->be);
 	store_commit_queue_destroy(store);
@@ -181,6 +182,7 @@ store_notify(struct store_account *acct, int64_t mailbox_id)
 {
 	struct store_watch *w;
 
+	store_others_changed(acct->store, acct->id);
 	pthread_mutex_lock(&acct->lock);
 	for (w = acct->watches; w != NULL; w = w->next) {
 		if (w->removed || (w->mailbox_id != 0 && w->mailbox_id != mailbox_id))
@@ -193,6 +195,29 @@ store_notify(struct store_account *acct, int64_t mailbox_id)
 			pthread_cond_broadcast(&acct->watch_done);
 	}
 	pthread_mutex_unlock(&acct->lock);
+}
+
+void
+store_notify_all(struct store *store, int64_t account_id)
+{
+	struct store_account *acct;
+	struct store_watch *w;
+
+	if ((acct = store_account_find_held(store, account_id)) == NULL)
+		return;
+	pthread_mutex_lock(&acct->lock);
+	for (w = acct->watches; w != NULL; w = w->next) {
+		if (w->removed)
+			continue;
+		w->busy++;
+		pthread_mutex_unlock(&acct->lock);
+		w->fn(w->ctx);
+		pthread_mutex_lock(&acct->lock);
+		if (--w->busy == 0 && w->removed)
+			pthread_cond_broadcast(&acct->watch_done);
+	}
+	pthread_mutex_unlock(&acct->lock);
+	store_account_release(&acct);
 }
 
 /* --- mailboxes ---------------------------------------------------------- */

@@ -83,6 +83,12 @@ int store_open(const char *data_dir, struct store **store_r, const char **error_
 /* Closes every account (idle ones included; still-referenced ones are a
  * caller's bug, logged). */
 void store_close(struct store **store);
+/* Changes made by other processes reach this one's watches (the daemon):
+ * store_signal_others in a process that writes to accounts (the CLI)
+ * leaves a mark in DATA/notify for each account it changed, and
+ * store_watch_others (the daemon) watches for them (store_others.c). */
+int store_signal_others(struct store *store, const char *data_dir, const char **error_r);
+int store_watch_others(struct store *store, const char *data_dir, const char **error_r);
 /* Waits until the background work queued so far is done: the files of
  * expunged and moved messages are removed and new search text is indexed
  * after the call returns. A shutdown does not wait for the indexing (it is

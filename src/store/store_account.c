@@ -739,6 +739,20 @@ store_account_hold(struct store_account *acct)
 	return acct;
 }
 
+struct store_account *
+store_account_find_held(struct store *store, int64_t account_id)
+{
+	struct store_account *acct;
+
+	pthread_mutex_lock(&store->accounts_lock);
+	if ((acct = table_find(store, account_id)) != NULL && acct->refs > 0)
+		acct->refs++;
+	else
+		acct = NULL;
+	pthread_mutex_unlock(&store->accounts_lock);
+	return acct;
+}
+
 void
 store_account_release(struct store_account **acctp)
 {

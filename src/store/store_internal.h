@@ -19,6 +19,8 @@ struct store_lru {
 	size_t n;
 };
 
+struct store_others;
+
 struct store {
 	const struct store_backend_ops *ops;
 	struct store_backend *be;
@@ -46,6 +48,7 @@ struct store {
 	pthread_mutex_t commit_lock;
 	struct store_commit *pending, **pending_tail;
 	struct store_commit *inflight;    /* in batches being committed */
+	struct store_others *others;      /* store_others.c, or NULL */
 };
 
 struct store_watch {
@@ -94,6 +97,17 @@ void store_accounts_destroy(struct store *store);
 struct store_backend_account *store_account_use(struct store_account *acct,
     const char **error_r);
 void store_account_done(struct store_account *acct);
+
+/* The account with that id if something holds it (a session, a watch),
+ * with one more reference (store_account_release it); else NULL. */
+struct store_account *store_account_find_held(struct store *store, int64_t account_id);
+
+/* Changes of other processes (store_others.c): marks an account changed by
+ * this process (for store_signal_others), and stops everything at close. */
+void store_others_changed(struct store *store, int64_t account_id);
+void store_others_close(struct store *store);
+/* Calls every watch of the account, whatever its mailbox. */
+void store_notify_all(struct store *store, int64_t account_id);
 
 void store_commit_queue_init(struct store *store);
 void store_commit_queue_destroy(struct store *store);
