@@ -380,16 +380,57 @@ msg_queue(struct delivery_msg *m, struct delivery_outcome *out)
 	return rc;
 }
 
+/* Commits the message into accounts[start..start+n) (opening them for it,
+ * closing them after); a target whose account cannot be opened fails for a
+ * reason that may pass. Returns the number stored. */
+static size_t
+commit_chunk(struct delivery_msg *m, const struct store_quota *const *quotas,
+    const int64_t *ids, struct store_target *targets, size_t n)
+{
+	struct store_account *accts[DELIVERY_ACCOUNTS_AT_ONCE];
+	struct store_target chunk[DELIVERY_ACCOUNTS_AT_ONCE];
+	size_t map[DELIVERY_ACCOUNTS_AT_ONCE], k, nopen = 0, stored = 0;
+	const char *error;
+	int r;
+
+	for (k = 0; k < n; k++) {
+		targets[k].error = STORE_ERR_TEMP;
+		if (store_account_open(m->svc->store, ids[k], quotas[k], &accts[nopen],
+		    &error) < 0) {
+			log_error(m->env->id, "event=delivery-failed account=%lld reason=\"%s\"",
+			    (long long)ids[k], error);
+			continue;
+		}
+		memset(&chunk[nopen], 0, sizeof(chunk[nopen]));
+		chunk[nopen].acct = accts[nopen];
+		chunk[nopen].mailbox_name = "INBOX";
+		map[nopen++] = k;
+	}
+	if (nopen > 0) {
+		r = store_writer_commit(m->store, chunk, nopen, &error);
+		if (r < 0)
+			log_error(m->env->id, "event=delivery-failed reason=\"%s\"", error);
+		for (k = 0; k < nopen; k++) {
+			targets[map[k]] = chunk[k];
+			targets[map[k]].acct = NULL;
+			if (chunk[k].error == STORE_OK)
+				stored++;
+			store_account_close(&accts[k]);
+		}
+	}
+	return stored;
+}
+
 int
 delivery_msg_commit(struct delivery_msg *m, struct delivery_outcome *out)
 {
 	const struct delivery_envelope *env = m->env;
 	struct store_target *targets = NULL;
-	struct store_account **accts = NULL;
+	const struct store_quota **quotas = NULL;
 	int64_t *ids = NULL;
 	const char *error = "no message";
-	size_t i, j, k, n = 0, full = 0, temp = 0;
-	int stored = 0, any_failed = 0;
+	size_t i, j, k, n = 0, full = 0, temp = 0, stored = 0, chunk;
+	int any_failed = 0;
 
 	memset(out, 0, sizeof(*out));
 	out->status = DELIVERY_FAILED;
@@ -399,12 +440,12 @@ delivery_msg_commit(struct delivery_msg *m, struct delivery_outcome *out)
 		log_error(env->id, "event=delivery-failed reason=\"%s\"", error);
 		return 0;
 	}
-	/* Every mailbox once, however many recipients reach it. */
+	/* Every account once, however many recipients reach it. */
 	for (i = 0; i < env->nrcpts; i++)
 		n += env->rcpts[i].nmailboxes;
 	if (n > 0) {
 		targets = xcalloc(n, sizeof(*targets));
-		accts = xcalloc(n, sizeof(*accts));
+		quotas = xcalloc(n, sizeof(*quotas));
 		ids = xcalloc(n, sizeof(*ids));
 	}
 	n = 0;
@@ -417,34 +458,19 @@ delivery_msg_commit(struct delivery_msg *m, struct delivery_outcome *out)
 					break;
 			if (k < n)
 				continue;
-			if (store_account_open(m->svc->store, r->mailboxes[j].account_id,
-			    &r->mailboxes[j].quota, &accts[n], &error) < 0) {
-				log_error(env->id, "event=delivery-failed account=%lld reason=\"%s\"",
-				    (long long)r->mailboxes[j].account_id, error);
-				goto out;
-			}
+			quotas[n] = &r->mailboxes[j].quota;
 			ids[n++] = r->mailboxes[j].account_id;
 		}
-	}
-	for (k = 0; k < n; k++) {
-		targets[k].acct = accts[k];
-		targets[k].mailbox_name = "INBOX";
 	}
 	/* The queue first: if the mailboxes fail after it, the queued copy is
 	 * taken back and the client told to retry. */
 	if (m->queue != NULL && msg_queue(m, out) < 0)
 		goto out;
-	if (n > 0) {
-		stored = store_writer_commit(m->store, targets, n, &error);
-		if (stored < 0) {
-			log_error(env->id, "event=delivery-failed reason=\"%s\"", error);
-			if (out->queue_id[0] != '\0' &&
-			    queue_remove(m->svc->queue, out->queue_id, &error) < 0)
-				log_error(env->id, "event=queue-remove-failed id=%s reason=\"%s\"",
-				    out->queue_id, error);
-			out->queue_id[0] = '\0';
-			goto out;
-		}
+	/* A bounded number of accounts open at once: each costs descriptors
+	 * and memory, and a message may reach a thousand. */
+	for (k = 0; k < n; k += chunk) {
+		chunk = n - k < DELIVERY_ACCOUNTS_AT_ONCE ? n - k : DELIVERY_ACCOUNTS_AT_ONCE;
+		stored += commit_chunk(m, quotas + k, ids + k, targets + k, chunk);
 	}
 	/* Which recipients lost a mailbox. */
 	for (k = 0; k < n; k++) {
@@ -465,8 +491,8 @@ delivery_msg_commit(struct delivery_msg *m, struct delivery_outcome *out)
 				r->full = 1;
 		}
 	}
-	out->stored = (size_t)stored;
-	out->failed = n - (size_t)stored;
+	out->stored = stored;
+	out->failed = n - stored;
 	if (stored == 0 && temp > 0 && out->queue_id[0] != '\0') {
 		/* No mailbox has it, for a reason that may pass: take back the
 		 * queued copy too and let the client retry the whole message. */
@@ -476,7 +502,7 @@ delivery_msg_commit(struct delivery_msg *m, struct delivery_outcome *out)
 		out->queue_id[0] = '\0';
 	}
 	if (stored == 0 && out->queue_id[0] == '\0') {
-		out->status = full == n ? DELIVERY_FULL : DELIVERY_FAILED;
+		out->status = n > 0 && full == n ? DELIVERY_FULL : DELIVERY_FAILED;
 		goto out;
 	}
 	out->status = DELIVERY_OK;
@@ -485,9 +511,7 @@ delivery_msg_commit(struct delivery_msg *m, struct delivery_outcome *out)
 	if (delivery_dsn_queue(m->svc, env, 1, &error) < 0)
 		log_error(env->id, "event=dsn-failed reason=\"%s\"", error);
 out:
-	for (k = 0; k < n; k++)
-		store_account_close(&accts[k]);
-	free(accts);
+	free(quotas);
 	free(ids);
 	free(targets);
 	return 0;

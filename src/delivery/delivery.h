@@ -130,6 +130,10 @@ struct delivery_outcome {
 
 struct delivery_msg;
 
+/* Accounts a commit opens at once (a message for more goes in several
+ * store commits of the same file). */
+#define DELIVERY_ACCOUNTS_AT_ONCE 64
+
 /* The envelope must stay valid (and unchanged) until the message is freed. */
 struct delivery_msg *delivery_msg_new(const struct delivery_services *svc,
     const struct delivery_envelope *env);

@@ -344,7 +344,10 @@ struct store_target {
 /* Commits the written message into each target. Targets fail one by one
  * (quota, missing mailbox, a UID taken) without failing the others; returns
  * the number of targets stored, or -1 when nothing could be stored because
- * of an I/O or database error. The writer can be committed once. */
+ * of an I/O or database error. No writes after the first commit, but more
+ * commits to accounts not committed to before may follow (a message for
+ * more accounts than should be open at once goes in several): the same
+ * file, made durable by the first. */
 int store_writer_commit(struct store_writer *w, struct store_target *targets, size_t n,
     const char **error_r);
 

@@ -35,7 +35,10 @@ struct store_writer {
 	struct buf pending;        /* not yet handed to the backend */
 	uint64_t size;
 	int failed;                /* a write failed: cannot be committed */
-	int committed;
+	int committed;             /* no more writes; commits may follow */
+	int prepared;              /* the file is durable (first commit) */
+	int64_t internaldate;      /* the file's, from the first commit */
+	struct mime_summary *summary;
 };
 
 void
@@ -129,6 +132,7 @@ store_writer_free(struct store_writer **wp)
 	w->store->ops->writer_free(w->bw);
 	if (w->parser != NULL)
 		mime_parser_free(&w->parser);
+	mime_summary_free(&w->summary);
 	buf_free(&w->pending);
 	free(w);
 	*wp = NULL;
@@ -349,17 +353,20 @@ store_writer_commit(struct store_writer *w, struct store_target *targets, size_t
 	size_t i, valid = 0;
 	int stored = 0, temp = 0;
 
-	if (w->committed)
-		return store_fail(STORE_ERR_INVALID, error_r, "message already committed");
 	if (w->failed)
 		return store_fail(STORE_ERR_INVALID, error_r, "message write failed earlier");
-	w->committed = 1;
-	if (writer_flush(w, error_r) < 0)
-		return -1;
-	summary = mime_parser_finish(&w->parser);
-	if (summary->truncated)
-		log_info(NULL, "event=store-parse-truncated size=%llu",
-		    (unsigned long long)w->size);
+	if (!w->committed) {
+		w->committed = 1;
+		if (writer_flush(w, error_r) < 0) {
+			w->failed = 1;
+			return -1;
+		}
+		w->summary = mime_parser_finish(&w->parser);
+		if (w->summary->truncated)
+			log_info(NULL, "event=store-parse-truncated size=%llu",
+			    (unsigned long long)w->size);
+	}
+	summary = w->summary;
 
 	memset(&req, 0, sizeof(req));
 	req.bw = w->bw;
@@ -384,7 +391,9 @@ store_writer_commit(struct store_writer *w, struct store_target *targets, size_t
 		if (internaldate == 0)
 			internaldate = targets[i].internaldate;
 	}
-	if (internaldate <= 0)
+	if (w->prepared)
+		internaldate = w->internaldate;
+	else if (internaldate <= 0)
 		internaldate = time(NULL);
 	for (i = 0; i < n; i++)
 		if (targets[i].internaldate <= 0)
@@ -392,11 +401,15 @@ store_writer_commit(struct store_writer *w, struct store_target *targets, size_t
 
 	if (valid == 0) {
 		/* Nothing to write to. */
-	} else if (w->store->ops->writer_prepare(w->bw, internaldate, error_r) < 0) {
+	} else if (!w->prepared &&
+	    w->store->ops->writer_prepare(w->bw, internaldate, error_r) < 0) {
+		w->failed = 1;
 		for (i = 0; i < n; i++)
 			if (targets[i].error == STORE_OK)
 				targets[i].error = STORE_ERR_TEMP;
 	} else {
+		w->prepared = 1;
+		w->internaldate = internaldate;
 		commit_run(w->store, &req);
 	}
 
@@ -418,7 +431,6 @@ store_writer_commit(struct store_writer *w, struct store_target *targets, size_t
 	free(pinned);
 	free(req.names);
 	free(req.mailbox_ids);
-	mime_summary_free(&summary);
 
 	if (stored > 0 || n == 0)
 		return stored;

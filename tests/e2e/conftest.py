@@ -21,6 +21,7 @@ import os
 import pwd
 import random
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -392,12 +393,18 @@ class Petrel:
         self.cli(*args, input=password + "\n")
 
     # running
-    def start(self, wait=True):
+    def start(self, wait=True, nofile=None):
+        """nofile: the daemon's descriptor limit (soft and hard), if given."""
         self.log_offset = self.log_size()
         self._logf = open(self.log_path, "ab")
+
+        def limit():
+            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
         self.proc = subprocess.Popen([PETREL_BIN, "-c", str(self.conf), "serve"],
                                      stdin=subprocess.DEVNULL, stdout=self._logf,
-                                     stderr=self._logf)
+                                     stderr=self._logf,
+                                     preexec_fn=limit if nofile is not None else None)
         _running.append(self)
         if wait:
             self.wait_log(READY_RE, timeout=READY_TIMEOUT, what="event=ready")
