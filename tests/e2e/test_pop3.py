@@ -577,14 +577,18 @@ def test_retr_marks_seen_top_does_not(srv, acct):
         assert "\\Seen" not in flags[1], flags
 
 
+def imap_expunge(imap, seqs):
+    status, _ = imap.imap("STORE %s +FLAGS.SILENT (\\Deleted)" % seqs)
+    assert status.startswith("OK"), status
+    status, _ = imap.imap("EXPUNGE")
+    assert status.startswith("OK"), status
+
+
 def test_message_expunged_by_imap_meanwhile(srv, acct):
     acct.put(message(1), message(2), message(3))
     with login(srv, acct) as pop, imap_session(srv, acct) as imap:
         ids = uidls(pop)
-        status, _ = imap.imap("STORE 1:2 +FLAGS.SILENT (\\Deleted)")
-        assert status.startswith("OK"), status
-        status, _ = imap.imap("EXPUNGE")
-        assert status.startswith("OK"), status
+        imap_expunge(imap, "1:2")
         # The maildrop is the snapshot of the login...
         assert stat(pop)[0] == 3
         assert uidls(pop) == ids
@@ -606,10 +610,7 @@ def test_read_ahead_dropped_when_inbox_changes(srv, acct):
     with login(srv, acct) as pop, imap_session(srv, acct) as imap:
         ids = uidls(pop)
         assert same_message(retr(pop, 1), acct.sent[0])
-        status, _ = imap.imap("STORE 2 +FLAGS.SILENT (\\Deleted)")
-        assert status.startswith("OK"), status
-        status, _ = imap.imap("EXPUNGE")
-        assert status.startswith("OK"), status
+        imap_expunge(imap, "2")
         assert stat(pop)[0] == 4
         assert uidls(pop) == ids
         assert pop.pop3("RETR 2") == "-ERR Message was deleted by another session"
