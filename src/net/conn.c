@@ -193,6 +193,7 @@ net_conn_accept(struct net_io *io, const struct config_listen *listen, int fd,
 		if (c->ssl != NULL)
 			SSL_free(c->ssl);
 		close(fd);
+		atomic_fetch_sub(&io->nconns, 1);
 		net_limits_release(srv->limits, &c->slot);
 		net_runtime_unref(&c->rt);
 		free(c);
@@ -206,8 +207,9 @@ net_conn_accept(struct net_io *io, const struct config_listen *listen, int fd,
 
 	conn_setup_bev(c);
 	if (!c->busy)
-		log_info(c->id, "event=connect ip=%s port=%d service=%s local=%s:%d", c->peer_ip,
-		    c->peer_port, config_service_name(c->service), c->local_ip, c->local_port);
+		log_info(c->id, "event=connect ip=%s port=%d service=%s local=%s:%d io=%d",
+		    c->peer_ip, c->peer_port, config_service_name(c->service), c->local_ip,
+		    c->local_port, io->index);
 	if (c->handshaking) {
 		set_timeouts(c, CONN_HANDSHAKE_TIMEOUT_MS, CONN_HANDSHAKE_TIMEOUT_MS);
 		return;
@@ -232,6 +234,7 @@ net_conn_destroy(struct net_conn *c)
 		io->conns = c->next;
 	if (c->next != NULL)
 		c->next->prev = c->prev;
+	atomic_fetch_sub(&io->nconns, 1);
 	if (!c->busy)
 		log_info(c->id, "event=disconnect ip=%s", c->peer_ip);
 	/* A TLS session ends with close_notify (best effort, non-blocking). */

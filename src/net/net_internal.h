@@ -40,6 +40,8 @@ struct net_io {
 	struct net_listener *listeners;
 	int nlisteners;
 	struct net_conn *conns;       /* all open connections of this thread */
+	atomic_int nconns;            /* those, and ones handed to it not yet open */
+	int index;
 	int shutting_down;
 };
 

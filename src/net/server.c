@@ -103,13 +103,64 @@ fail:
 	return -1;
 }
 
+/* A connection accepted by one I/O thread for another. */
+struct handoff {
+	struct net_io *io;
+	const struct config_listen *listen;
+	int fd;
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+};
+
+static void
+handoff_cb(void *arg)
+{
+	struct handoff *h = arg;
+
+	if (h->io->shutting_down) {
+		close(h->fd);
+		atomic_fetch_sub(&h->io->nconns, 1);
+	} else
+		net_conn_accept(h->io, h->listen, h->fd, (struct sockaddr *)&h->addr,
+		    h->addrlen);
+	free(h);
+}
+
+/* Each thread's listener takes the connections the kernel gives it
+ * (SO_REUSEPORT hashes them, so a few long connections, 10 POP3 clients
+ * say, often split 7 to 3); one that has more than the thread with the
+ * fewest hands the new one over (a post to that loop), so the threads
+ * share the work. */
 static void
 accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *addr,
     int addrlen, void *arg)
 {
 	struct net_listener *l = arg;
+	struct net_server *srv = l->io->srv;
+	struct net_io *to = l->io;
+	struct handoff *h;
+	int i;
 
-	net_conn_accept(l->io, l->listen, fd, addr, (socklen_t)addrlen);
+	(void)evl;
+	for (i = 0; i < srv->nios; i++)
+		if (atomic_load(&srv->ios[i].nconns) < atomic_load(&to->nconns))
+			to = &srv->ios[i];
+	atomic_fetch_add(&to->nconns, 1);
+	if (to == l->io || (size_t)addrlen > sizeof(h->addr)) {
+		if (to != l->io) {
+			atomic_fetch_sub(&to->nconns, 1);
+			atomic_fetch_add(&l->io->nconns, 1);
+		}
+		net_conn_accept(l->io, l->listen, fd, addr, (socklen_t)addrlen);
+		return;
+	}
+	h = xcalloc(1, sizeof(*h));
+	h->io = to;
+	h->listen = l->listen;
+	h->fd = fd;
+	memcpy(&h->addr, addr, (size_t)addrlen);
+	h->addrlen = (socklen_t)addrlen;
+	net_loop_post(to->loop, handoff_cb, h);
 }
 
 static void
@@ -156,6 +207,7 @@ net_server_new(struct config *cfg, const struct net_proto *const protos[SERVICE_
 		struct net_io *io = &srv->ios[i];
 
 		io->srv = srv;
+		io->index = i;
 		io->nlisteners = srv->first_cfg.nlisten;
 		io->listeners = xcalloc((size_t)io->nlisteners, sizeof(*io->listeners));
 		for (j = 0; j < io->nlisteners; j++) {
