@@ -161,7 +161,12 @@ METHOD = """\
   messages each (2–100 KiB), delivered over SMTP before the scenarios run.
 - **Order.** Each scenario runs against Postfix+Dovecot, then Petrel, then
   again, for the number of rounds shown (A B A B …); each figure is the
-  median over the rounds.
+  median over the rounds. Before each round the server under test is left
+  until its processes use less than 3 % of a core over a second (at most
+  300 s): work an earlier scenario left in the background (Petrel indexes
+  new mail's text once it has stopped arriving for 30 s) is not measured in
+  a later one. The wait and the CPU it took are in results.json
+  (`settle_s`, `settle_cpu_s`).
 - **SMTP ingest.** Postfix's `smtp-source` (1, 20 or 100 parallel sessions,
   one message per connection, split over up to 10 processes each with its own
   recipient among 10 mailboxes) sends the messages in plain SMTP to port 25's
