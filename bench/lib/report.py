@@ -188,7 +188,7 @@ METHOD = """\
 - **POP3 download.** 10 clients over implicit TLS, each looping USER, PASS,
   STAT, LIST, RETR of all 20 messages, QUIT (nothing deleted).
 - **POP3 download and delete.** Before each round, users 3001–3010 get
-  the same 500 messages each (2–100 KiB) over SMTP on both servers; then 10
+  the same 2,000 messages each (2–100 KiB) over SMTP on both servers; then 10
   clients over implicit TLS, one per user, each USER, PASS, STAT, LIST, RETR
   and DELE of every message, QUIT. The clock stops when every QUIT has its
   `+OK` (the deletions are committed at QUIT); a second login per user must
