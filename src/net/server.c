@@ -146,11 +146,7 @@ accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *addr,
 		if (atomic_load(&srv->ios[i].nconns) < atomic_load(&to->nconns))
 			to = &srv->ios[i];
 	atomic_fetch_add(&to->nconns, 1);
-	if (to == l->io || (size_t)addrlen > sizeof(h->addr)) {
-		if (to != l->io) {
-			atomic_fetch_sub(&to->nconns, 1);
-			atomic_fetch_add(&l->io->nconns, 1);
-		}
+	if (to == l->io) {
 		net_conn_accept(l->io, l->listen, fd, addr, (socklen_t)addrlen);
 		return;
 	}

@@ -177,15 +177,17 @@ store_watch_remove(struct store_watch **watchp)
  * lock is dropped around each callback; a watch being called stays linked
  * (store_watch_remove waits for busy == 0), so its next pointer is valid
  * once the lock is taken again. */
-void
-store_notify(struct store_account *acct, int64_t mailbox_id)
+/* Calls the watches of mailbox_id and the account-wide ones (all: every
+ * watch of the account). Call with no lock held. */
+static void
+watches_call(struct store_account *acct, int64_t mailbox_id, int all)
 {
 	struct store_watch *w;
 
-	store_others_changed(acct->store, acct->id);
 	pthread_mutex_lock(&acct->lock);
 	for (w = acct->watches; w != NULL; w = w->next) {
-		if (w->removed || (w->mailbox_id != 0 && w->mailbox_id != mailbox_id))
+		if (w->removed ||
+		    (!all && w->mailbox_id != 0 && w->mailbox_id != mailbox_id))
 			continue;
 		w->busy++;
 		pthread_mutex_unlock(&acct->lock);
@@ -198,25 +200,20 @@ store_notify(struct store_account *acct, int64_t mailbox_id)
 }
 
 void
+store_notify(struct store_account *acct, int64_t mailbox_id)
+{
+	store_others_changed(acct->store, acct->id);
+	watches_call(acct, mailbox_id, 0);
+}
+
+void
 store_notify_all(struct store *store, int64_t account_id)
 {
 	struct store_account *acct;
-	struct store_watch *w;
 
 	if ((acct = store_account_find_held(store, account_id)) == NULL)
 		return;
-	pthread_mutex_lock(&acct->lock);
-	for (w = acct->watches; w != NULL; w = w->next) {
-		if (w->removed)
-			continue;
-		w->busy++;
-		pthread_mutex_unlock(&acct->lock);
-		w->fn(w->ctx);
-		pthread_mutex_lock(&acct->lock);
-		if (--w->busy == 0 && w->removed)
-			pthread_cond_broadcast(&acct->watch_done);
-	}
-	pthread_mutex_unlock(&acct->lock);
+	watches_call(acct, 0, 1);
 	store_account_release(&acct);
 }
 

@@ -67,8 +67,8 @@
 #define STORE_IDLE_PARK_MS 2000
 #define STORE_PARK_BATCH 64
 
-static uint64_t
-mono_ms(void)
+uint64_t
+store_now_ms(void)
 {
 	struct timespec ts;
 
@@ -131,19 +131,28 @@ table_remove(struct store *store, struct store_account *acct)
 	store->naccounts--;
 }
 
+/* Links acct into lru after `after` (NULL: at the head, most recent). */
+static void
+lru_link(struct store_lru *lru, struct store_account *acct, struct store_account *after)
+{
+	struct store_account **next = after != NULL ? &after->idle_next : &lru->head;
+
+	acct->idle_prev = after;
+	acct->idle_next = *next;
+	if (*next != NULL)
+		(*next)->idle_prev = acct;
+	else
+		lru->tail = acct;
+	*next = acct;
+	lru->n++;
+	acct->lru = lru;
+}
+
 static void
 lru_push(struct store_lru *lru, struct store_account *acct)
 {
-	acct->idle_since = mono_ms();
-	acct->idle_prev = NULL;
-	acct->idle_next = lru->head;
-	if (lru->head != NULL)
-		lru->head->idle_prev = acct;
-	else
-		lru->tail = acct;
-	lru->head = acct;
-	lru->n++;
-	acct->lru = lru;
+	acct->idle_since = store_now_ms();
+	lru_link(lru, acct, NULL);
 }
 
 static void
@@ -174,7 +183,7 @@ static void
 lru_push_rested(struct store_lru *lru, struct store_account *acct, uint64_t grace_ms)
 {
 	struct store_account *after = lru->tail;
-	uint64_t now = mono_ms(), since = now > grace_ms ? now - grace_ms : 0;
+	uint64_t now = store_now_ms(), since = now > grace_ms ? now - grace_ms : 0;
 
 	if (acct->idle_since > since)
 		acct->idle_since = since;
@@ -203,13 +212,13 @@ lru_trim(struct store *store, struct store_lru *lru, size_t max, uint64_t grace_
     struct store_account **list)
 {
 	struct store_account *acct;
-	uint64_t now = grace_ms > 0 ? mono_ms() : 0;
+	uint64_t now = grace_ms > 0 ? store_now_ms() : 0;
 	size_t expired = 0;
 
 	while ((acct = lru->tail) != NULL) {
 		if (lru->n <= max) {
 			if (now == 0)
-				now = mono_ms();
+				now = store_now_ms();
 			if (expired == STORE_CACHE_EXPIRE_MAX ||
 			    now - acct->idle_since < store->cache_idle_ms)
 				break;
@@ -305,24 +314,10 @@ static void
 lru_insert_ordered(struct store_lru *lru, struct store_account *acct)
 {
 	struct store_account *after = lru->tail;
-	uint64_t since = acct->idle_since;
 
-	while (after != NULL && after->idle_since < since)
+	while (after != NULL && after->idle_since < acct->idle_since)
 		after = after->idle_prev;
-	if (after == NULL) {
-		lru_push(lru, acct);
-		acct->idle_since = since;
-		return;
-	}
-	acct->idle_prev = after;
-	acct->idle_next = after->idle_next;
-	if (after->idle_next != NULL)
-		after->idle_next->idle_prev = acct;
-	else
-		lru->tail = acct;
-	after->idle_next = acct;
-	lru->n++;
-	acct->lru = lru;
+	lru_link(lru, acct, after);
 }
 
 /* Trims the idle accounts unused for STORE_IDLE_PARK_MS (their statements
@@ -335,7 +330,7 @@ static void
 idle_park(struct store *store)
 {
 	struct store_account *batch[STORE_PARK_BATCH], *acct, *prev, *list = NULL;
-	uint64_t now = mono_ms();
+	uint64_t now = store_now_ms();
 	size_t i, n = 0;
 
 	for (acct = store->idle.tail; acct != NULL && n < STORE_PARK_BATCH; acct = prev) {
@@ -402,17 +397,17 @@ static void
 janitor_release(struct store *store, uint64_t *seen, uint64_t *released,
     uint64_t *released_ms)
 {
-	uint64_t closed = store->nclosed, now = mono_ms(), t0;
+	uint64_t closed = store->nclosed, now = store_now_ms(), t0;
 
 	if (closed != *released && (closed == *seen || now - *released_ms >= STORE_RELEASE_MS)) {
 		pthread_mutex_unlock(&store->accounts_lock);
-		t0 = mono_ms();
+		t0 = store_now_ms();
 #ifdef __GLIBC__
 		malloc_trim(0);
 #endif
 		log_debug(NULL, "event=store-memory-released indexes_closed=%llu ms=%llu",
 		    (unsigned long long)(closed - *released),
-		    (unsigned long long)(mono_ms() - t0));
+		    (unsigned long long)(store_now_ms() - t0));
 		pthread_mutex_lock(&store->accounts_lock);
 		*released = closed;
 		*released_ms = now;
@@ -429,7 +424,7 @@ janitor_main(void *arg)
 	struct store *store = arg;
 	struct store_account *list;
 	struct timespec ts;
-	uint64_t seen = 0, released = 0, released_ms = mono_ms();
+	uint64_t seen = 0, released = 0, released_ms = store_now_ms();
 
 	pthread_mutex_lock(&store->accounts_lock);
 	while (!store->janitor_quit) {

@@ -102,6 +102,9 @@ void store_account_done(struct store_account *acct);
  * with one more reference (store_account_release it); else NULL. */
 struct store_account *store_account_find_held(struct store *store, int64_t account_id);
 
+/* Milliseconds of a coarse monotonic clock (store_account.c). */
+uint64_t store_now_ms(void);
+
 /* Changes of other processes (store_others.c): marks an account changed by
  * this process (for store_signal_others), and stops everything at close. */
 void store_others_changed(struct store *store, int64_t account_id);

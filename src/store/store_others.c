@@ -23,7 +23,6 @@
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -54,29 +53,13 @@ struct store_others {
 	int watching;
 };
 
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* DATA/notify (made if missing and create); -1 with errno set on failure. */
 static int
-notify_dir_open(const char *data_dir, int create)
+notify_dir_open(const char *path, int create)
 {
-	char *path = xasprintf("%s/%s", data_dir, STORE_NOTIFY_DIR);
-	int fd;
-
-	if (create && mkdir(path, 0700) < 0 && errno != EEXIST) {
-		free(path);
+	if (create && mkdir(path, 0700) < 0 && errno != EEXIST)
 		return -1;
-	}
-	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	free(path);
-	return fd;
+	return open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 }
 
 static struct store_others *
@@ -96,17 +79,18 @@ int
 store_signal_others(struct store *store, const char *data_dir, const char **error_r)
 {
 	struct store_others *o = others_get(store);
+	char *path = xasprintf("%s/%s", data_dir, STORE_NOTIFY_DIR);
+	int rc = 0;
 
 	/* The daemon makes it (as its own user) when it starts: until then
 	 * there is nobody to tell. */
-	if ((o->dir_fd = notify_dir_open(data_dir, 0)) < 0) {
-		if (errno == ENOENT)
-			return 0;
-		return store_fail(STORE_ERR_TEMP, error_r, "cannot open %s/%s: %s", data_dir,
-		    STORE_NOTIFY_DIR, strerror(errno));
-	}
-	o->signalling = 1;
-	return 0;
+	if ((o->dir_fd = notify_dir_open(path, 0)) >= 0)
+		o->signalling = 1;
+	else if (errno != ENOENT)
+		rc = store_fail(STORE_ERR_TEMP, error_r, "cannot open %s: %s", path,
+		    strerror(errno));
+	free(path);
+	return rc;
 }
 
 static void
@@ -137,7 +121,7 @@ store_others_changed(struct store *store, int64_t account_id)
 
 	if (o == NULL || !o->signalling)
 		return;
-	now = now_ms();
+	now = store_now_ms();
 	pthread_mutex_lock(&o->lock);
 	for (i = 0; i < o->nmarks; i++)
 		if (o->marks[i].account_id == account_id)
@@ -246,20 +230,19 @@ int
 store_watch_others(struct store *store, const char *data_dir, const char **error_r)
 {
 	struct store_others *o = others_get(store);
+	char *path = xasprintf("%s/%s", data_dir, STORE_NOTIFY_DIR);
 	int rc;
 
-	if ((o->dir_fd = notify_dir_open(data_dir, 1)) < 0)
-		return store_fail(STORE_ERR_TEMP, error_r, "cannot open %s/%s: %s", data_dir,
-		    STORE_NOTIFY_DIR, strerror(errno));
-	o->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-	if (o->inotify_fd < 0 || pipe2(o->quit_pipe, O_CLOEXEC) < 0)
-		return store_fail(STORE_ERR_TEMP, error_r, "inotify: %s", strerror(errno));
-	{
-		char *path = xasprintf("%s/%s", data_dir, STORE_NOTIFY_DIR);
-
-		rc = inotify_add_watch(o->inotify_fd, path, IN_CLOSE_WRITE | IN_MOVED_TO);
+	if ((o->dir_fd = notify_dir_open(path, 1)) < 0) {
+		rc = store_fail(STORE_ERR_TEMP, error_r, "cannot open %s: %s", path,
+		    strerror(errno));
 		free(path);
+		return rc;
 	}
+	o->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	rc = o->inotify_fd < 0 || pipe2(o->quit_pipe, O_CLOEXEC) < 0 ? -1 :
+	    inotify_add_watch(o->inotify_fd, path, IN_CLOSE_WRITE | IN_MOVED_TO);
+	free(path);
 	if (rc < 0)
 		return store_fail(STORE_ERR_TEMP, error_r, "inotify: %s", strerror(errno));
 	/* Left by processes that ran while the daemon did not: nobody to tell. */
